@@ -1,0 +1,47 @@
+"""Where the assignment's files live, and the contract every submission must meet."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "basic_prompting"
+SUBMISSION_FILE = "decoding.py"
+SKELETON_PATH = REPO_ROOT / "assignments" / ASSIGNMENT / SUBMISSION_FILE
+REFERENCE_PATH = REPO_ROOT / "solutions" / ASSIGNMENT / SUBMISSION_FILE
+
+# The functions students implement, in the order the assignment introduces them.
+CONTRACT = (
+    "softmax",
+    "temperature_distribution",
+    "top_p_filter",
+    "greedy_decode",
+    "sample_decode",
+    "truncate_at_stop",
+    "generate_text",
+)
+# Pure functions (no model): when another function is graded, the student's versions
+# of these are swapped for the reference's, so one bug costs points only once.
+HELPERS = ("softmax", "temperature_distribution", "top_p_filter", "truncate_at_stop")
+
+
+def load_module(path: str | Path, name: str) -> ModuleType:
+    """Import the Python file at `path` as a fresh module called `name`."""
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def load_reference() -> ModuleType:
+    return load_module(REFERENCE_PATH, "basic_prompting_reference")
