@@ -1,0 +1,346 @@
+"""The grading engine: run the hidden suite against one submission, collect points.
+
+One `Grader` per batch: it starts the model process once, keeps a trusted worker that
+runs the reference (for everything that needs the model) and grades submissions one
+after another. For each submission, a fresh worker imports the student's
+`decoding.py`; pytest runs the hidden suite in this process and every call into
+student code crosses to that worker (see `sandbox`). Nothing the student's code does
+can reach this process's memory, the reference, or another student's worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from . import assignment
+from .feedback import Mismatch, abbreviate, call_text
+from .sandbox import wire
+from .sandbox.client import Limits, StudentError, Worker, WorkerFailure, WorkerTimeout, Zygote
+
+SUITE_DIR = Path(__file__).resolve().parent / "suites" / assignment.ASSIGNMENT
+
+# Points per contract function; 100 in all. Within a function, tests share its points
+# in proportion to their weights (see `grades` markers in the hidden suite).
+POINTS = {
+    "softmax": 15,
+    "temperature_distribution": 10,
+    "top_p_filter": 20,
+    "greedy_decode": 15,
+    "sample_decode": 15,
+    "truncate_at_stop": 10,
+    "generate_text": 15,
+}
+# The seeds every seeded test uses (recorded in each report, so a regrade can be checked).
+SEEDS = (0, 1, 2024)
+
+
+class NotGradable(AssertionError):
+    """The function under test cannot be called at all (import failed, function missing)."""
+
+
+class StudentFailed(AssertionError):
+    """A call into the submission raised, crashed or ran out of time."""
+
+
+@dataclass
+class TestResult:
+    name: str
+    function: str
+    max_score: float
+    score: float = 0.0
+    status: str = "failed"
+    output: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class SubmissionResult:
+    student: str
+    submission: str
+    tests: list[TestResult]
+    metadata: dict
+    import_report: dict
+    printed: dict = field(default_factory=dict)
+    internal_errors: list[str] = field(default_factory=list)
+    execution_time: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return round(sum(t.score for t in self.tests), 4)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(t.max_score for t in self.tests), 4)
+
+    def by_function(self) -> dict[str, tuple[float, float]]:
+        totals = {name: [0.0, 0.0] for name in POINTS}
+        for test in self.tests:
+            totals[test.function][0] += test.score
+            totals[test.function][1] += test.max_score
+        return {name: (round(s, 2), round(m, 2)) for name, (s, m) in totals.items()}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"score": self.score, "max_score": self.max_score}
+
+
+class Grader:
+    """Grades submissions one after another with one loaded model."""
+
+    def __init__(self, model_name: str, limits: Limits | None = None, *, work_dir: Path | None = None):
+        from transformers import AutoTokenizer
+
+        from .models import _tokenizer_quirks
+
+        import torch
+
+        # This process only coordinates and runs the small pure reference helpers; its
+        # own thread pool would compete with the worker for the cores.
+        torch.set_num_threads(1)
+        self.limits = limits or Limits()
+        self.zygote = Zygote(model_name)
+        self.model = self.zygote.model
+        self.versions = self.zygote.versions
+        self.reference = assignment.load_reference()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model["path"], **_tokenizer_quirks())
+        self._work_dir = Path(work_dir or tempfile.mkdtemp(prefix="autograder-"))
+        self._reference_worker: Worker | None = None
+        self.reference_cache: dict[str, object] = {}
+
+    # -- the reference, for everything that needs the model -------------------------
+
+    def reference_worker(self) -> Worker:
+        if self._reference_worker is None or not self._reference_worker.alive:
+            self._reference_worker = Worker(
+                self.zygote, assignment.REFERENCE_PATH, self._work_dir / "reference",
+                limits=Limits(test_seconds=3600, submission_seconds=float("inf"), import_seconds=120, memory_bytes=0),
+                trusted=True,
+            )
+            report = self._reference_worker.start()
+            if not report.get("ok"):
+                raise RuntimeError(f"the reference solution does not import: {report}")
+        return self._reference_worker
+
+    def reference_call(self, function: str, *args, seed: int | None = None, **kwargs):
+        """The reference's answer (computed once per batch for the same call)."""
+        blobs: list[bytes] = []
+        tree = wire.encode({"args": list(args), "kwargs": kwargs}, blobs)
+        digest = hashlib.sha256(json.dumps([function, seed, tree]).encode())
+        for blob in blobs:
+            digest.update(blob)
+        key = digest.hexdigest()
+        if key not in self.reference_cache:
+            self.reference_cache[key] = self.reference_worker().call(function, *args, seed=seed, **kwargs)
+        return self.reference_cache[key]
+
+    def logits(self, token_ids: list[int]):
+        key = "logits:" + ",".join(map(str, token_ids))
+        if key not in self.reference_cache:
+            self.reference_cache[key] = self.reference_worker().logits(token_ids)
+        return self.reference_cache[key]
+
+    def reference_helper(self, function: str, args: list, kwargs: dict):
+        """Answers a student's call of a swapped-out helper, with the reference's code."""
+        if function not in assignment.HELPERS:
+            raise ValueError(f"{function} is not a helper")
+        return getattr(self.reference, function)(*args, **kwargs)
+
+    # -- one submission ---------------------------------------------------------------
+
+    def metadata(self) -> dict:
+        return {
+            "model": self.model,
+            "versions": self.versions,
+            "seeds": list(SEEDS),
+            "limits": dataclasses.asdict(self.limits),
+            "graded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def grade(self, submission_dir: str | Path, student: str | None = None) -> SubmissionResult:
+        submission_dir = Path(submission_dir)
+        student = student or submission_dir.name
+        started = time.monotonic()
+        path = submission_dir / assignment.SUBMISSION_FILE
+        scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=self._work_dir))
+        worker = Worker(self.zygote, path, scratch / "worker", limits=self.limits, helper=self.reference_helper)
+        if path.is_file():
+            import_report = worker.start()
+        else:
+            import_report = {"ok": False, "error": {"type": "FileNotFoundError", "message": f"no {assignment.SUBMISSION_FILE} in the submission"}}
+        session = Session(self, worker, import_report)
+        try:
+            _run_suite(session)
+        finally:
+            worker.close()
+        result = SubmissionResult(
+            student=student,
+            submission=str(submission_dir),
+            tests=session.results,
+            metadata=self.metadata(),
+            import_report=import_report,
+            printed=worker.output() if path.is_file() else {},
+            internal_errors=session.internal_errors,
+            execution_time=round(time.monotonic() - started, 2),
+        )
+        shutil.rmtree(scratch, ignore_errors=True)
+        return result
+
+    def close(self) -> None:
+        if self._reference_worker is not None:
+            self._reference_worker.close()
+        self.zygote.close()
+        shutil.rmtree(self._work_dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Session:
+    """What the hidden suite sees while grading one submission."""
+
+    def __init__(self, grader: Grader, worker: Worker, import_report: dict):
+        self.grader = grader
+        self.worker = worker
+        self.import_report = import_report
+        self.tokenizer = grader.tokenizer
+        self.reference = grader.reference
+        self.seeds = SEEDS
+        self.model_name = grader.model["name"]
+        self.results: list[TestResult] = []
+        self.internal_errors: list[str] = []
+
+    def _ensure_callable(self, function: str) -> None:
+        report = self.import_report
+        if not report.get("ok"):
+            error = report.get("error", {})
+            details = f"\n{error.get('traceback')}" if error.get("traceback") else ""
+            raise NotGradable(f"decoding.py could not be imported, so {function} could not be tested.\n"
+                              f"{error.get('type')}: {error.get('message')}{details}")
+        if function in report.get("missing", []):
+            raise NotGradable(f"decoding.py defines no function named {function} (check the spelling and the indentation)")
+        if not self.worker.alive:
+            report = self.worker.start()  # a crash or timeout earlier costs only the tests it hit
+            if not report.get("ok"):
+                raise NotGradable(f"the worker for your code could not be restarted: {report.get('error')}")
+
+    def student(self, function: str, *args, seed: int | None = None, **kwargs):
+        """Call the submission's `function`; its own helpers are swapped for the reference's."""
+        self._ensure_callable(function)
+        swap = tuple(h for h in assignment.HELPERS if h != function)
+        try:
+            return self.worker.call(function, *args, seed=seed, swap=swap, **kwargs)
+        except StudentError as error:
+            where = f"\n{error.traceback}" if error.traceback else ""
+            raise StudentFailed(f"Called:   {call_text(function, args, kwargs)}\n"
+                                f"Your code raised {error.type_name}: {error.message}{where}") from None
+        except WorkerFailure as error:
+            raise StudentFailed(f"Called:   {call_text(function, args, kwargs)}\nYour code {error}") from None
+
+    def expect_value_error(self, function: str, *args, **kwargs) -> None:
+        """The call must raise ValueError (the contract's error for bad arguments)."""
+        called = call_text(function, args, kwargs)
+        self._ensure_callable(function)
+        swap = tuple(h for h in assignment.HELPERS if h != function)
+        try:
+            value = self.worker.call(function, *args, swap=swap, **kwargs)
+        except StudentError as error:
+            if error.type_name == "ValueError":
+                return
+            raise Mismatch(f"Called:   {called}\nExpected: ValueError\nGot:      {error.type_name}: {error.message}") from None
+        except WorkerFailure as error:
+            raise StudentFailed(f"Called:   {called}\nYour code {error}") from None
+        raise Mismatch(f"Called:   {called}\nExpected: ValueError (the argument is outside the contract's range)\n"
+                       f"Got:      it returned {abbreviate(value)} without raising")
+
+    def ref(self, function: str, *args, seed: int | None = None, **kwargs):
+        return self.grader.reference_call(function, *args, seed=seed, **kwargs)
+
+    def logits(self, token_ids: list[int]):
+        return self.grader.logits(token_ids)
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return self.tokenizer(prompt)["input_ids"]
+
+
+class GradingPlugin:
+    """Gives each hidden test its share of points and records outcomes with feedback."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._max: dict[str, tuple[str, float]] = {}
+
+    def pytest_configure(self, config):
+        config._autograder_session = self.session
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.session.internal_errors.append(f"collecting {report.nodeid}: {report.longrepr}")
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        weights: dict[str, float] = {}
+        marks = {}
+        for item in items:
+            mark = item.get_closest_marker("grades")
+            if mark is None:
+                raise RuntimeError(f"hidden test {item.nodeid} has no grades() marker")
+            function, weight = mark.args[0], float(mark.kwargs.get("weight", 1.0))
+            marks[item.nodeid] = (function, weight)
+            weights[function] = weights.get(function, 0.0) + weight
+        for nodeid, (function, weight) in marks.items():
+            self._max[nodeid] = (function, POINTS[function] * weight / weights[function])
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
+        function, max_score = self._max[item.nodeid]
+        result = TestResult(name=_display_name(item), function=function, max_score=max_score, seconds=round(call.duration, 3))
+        if report.passed:
+            result.score, result.status = max_score, "passed"
+        else:
+            result.output = self._message(item, call)
+        self.session.results.append(result)
+
+    def _message(self, item, call) -> str:
+        error = call.excinfo.value if call.excinfo else None
+        if isinstance(error, (Mismatch, StudentFailed, NotGradable)):
+            return str(error)
+        if isinstance(error, AssertionError):
+            return str(error) or "the answer is not what the contract asks for"
+        # Anything else is the grader's own bug: tell the TA, not the student's screen.
+        self.session.internal_errors.append(f"{item.nodeid}: {''.join(traceback.format_exception(error))}")
+        return f"The grader failed while checking this test (internal {type(error).__name__}); your TA has the details."
+
+
+def _display_name(item) -> str:
+    doc = (item.function.__doc__ or "").strip().splitlines()
+    title = doc[0].rstrip(".") if doc else item.originalname.removeprefix("test_").replace("_", " ")
+    params = getattr(item, "callspec", None)
+    return f"{title} [{params.id}]" if params else title
+
+
+def _run_suite(session: Session) -> None:
+    plugin = GradingPlugin(session)
+    args = [
+        str(SUITE_DIR), "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR),
+        "-p", "no:cacheprovider", "-p", "no:terminal", "--import-mode=importlib",
+    ]
+    code = pytest.main(args, plugins=[plugin])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        details = "\n".join(session.internal_errors)
+        raise RuntimeError(f"the hidden suite could not run (pytest exit code {int(code)})\n{details}")

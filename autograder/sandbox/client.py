@@ -1,0 +1,266 @@
+"""The grading process's side of the sandbox: start the zygote, spawn workers, call them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import assignment
+from ..models import ModelUnavailableError
+from . import wire
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use. Defaults leave a correct solution on the real
+    model (2 cores) far inside them; see the README's "Limits" section."""
+
+    test_seconds: float = 120.0  # one call into the submission
+    submission_seconds: float = 900.0  # all calls of one submission together
+    import_seconds: float = 30.0
+    memory_bytes: int = 6 << 30  # beyond the shared model's pages
+    output_bytes: int = 8 << 20  # per stdout/stderr file, and any file it writes
+    threads: int = 0  # torch threads in the worker; 0 = all cores
+
+
+class WorkerFailure(Exception):
+    """A call did not return normally; `feedback` says why, for the student."""
+
+    feedback = "the call failed"
+
+
+class StudentError(WorkerFailure):
+    """The submission's code raised an exception."""
+
+    def __init__(self, error: dict):
+        super().__init__(f"{error.get('type')}: {error.get('message')}")
+        self.error = error
+        self.type_name = str(error.get("type", "Exception"))
+        self.message = str(error.get("message", ""))
+        self.traceback = str(error.get("traceback", ""))
+
+
+class WorkerTimeout(WorkerFailure):
+    def __init__(self, seconds: float, budget: bool = False):
+        what = "the time budget for the whole submission" if budget else "the time limit for one call"
+        super().__init__(f"ran out of time ({what}: {seconds:g} s)")
+        self.seconds, self.budget = seconds, budget
+
+
+class WorkerCrashed(WorkerFailure):
+    def __init__(self, how: str):
+        super().__init__(how)
+        self.how = how
+
+
+class ProtocolViolation(WorkerFailure):
+    """The worker sent something that is not a valid answer (e.g. it wrote to the socket itself)."""
+
+
+def _status_text(status: dict) -> str:
+    if not status.get("exited"):
+        return "the process stopped answering"
+    if "signal" in status:
+        name = signal.Signals(status["signal"]).name if status["signal"] in signal.Signals._value2member_map_ else status["signal"]
+        hint = " (often: memory limit exceeded)" if status["signal"] in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) else ""
+        return f"the process was killed by signal {name}{hint}"
+    return f"the process exited with code {status.get('exit_code')} (sys.exit or os._exit?)"
+
+
+class Zygote:
+    """A fresh Python process that loads the model once and forks workers on request."""
+
+    def __init__(self, model_name: str, *, startup_seconds: float = 1800.0):
+        self._scratch = tempfile.mkdtemp(prefix="autograder-zygote-")
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(assignment.REPO_ROOT), os.environ.get("PYTHONPATH")])))
+        # Idle OpenMP threads that spin instead of sleeping make the grading process and
+        # a worker, taking turns on 2 cores, ~10x slower (measured on sampling loops).
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "autograder.sandbox.worker", "--control-fd", str(theirs.fileno()), "--model", model_name],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, cwd=self._scratch, env=env,
+        )
+        theirs.close()
+        self.control = ours
+        try:
+            header, _ = wire.recv_message(ours, deadline=time.monotonic() + startup_seconds)
+        except (wire.WireError, TimeoutError) as error:
+            self.close()
+            raise RuntimeError(f"the model process did not start: {error}") from None
+        if header.get("op") != "ready":
+            self.close()
+            if header.get("type") == "ModelUnavailableError":
+                raise ModelUnavailableError(header.get("message", ""))
+            raise RuntimeError(f"loading {model_name!r} failed: {header.get('type')}: {header.get('message')}")
+        self.model = header["model"]
+        self.versions = header["versions"]
+
+    def spawn(self, spec: dict) -> tuple[int, socket.socket]:
+        ours, theirs = socket.socketpair()
+        socket.send_fds(self.control, [b"F"], [theirs.fileno()])
+        wire.send_message(self.control, {"op": "spawn", **spec})
+        theirs.close()
+        header, _ = wire.recv_message(self.control, deadline=time.monotonic() + 60)
+        return int(header["pid"]), ours
+
+    def exit_status(self, pid: int, wait: float = 2.0) -> dict:
+        socket.send_fds(self.control, [b"F"], [])
+        wire.send_message(self.control, {"op": "status", "pid": pid, "wait": wait})
+        header, _ = wire.recv_message(self.control, deadline=time.monotonic() + wait + 30)
+        return header
+
+    def close(self) -> None:
+        try:
+            self.control.close()
+        finally:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Worker:
+    """One module's code in its own forked process; `call` runs one of its functions."""
+
+    zygote: Zygote
+    module_path: Path
+    output_dir: Path
+    limits: Limits = field(default_factory=Limits)
+    trusted: bool = False
+    helper: Callable[[str, list, dict], object] | None = None  # answers swapped-helper calls
+    pid: int | None = None
+    import_report: dict | None = None
+    used_seconds: float = 0.0
+
+    def start(self) -> dict:
+        """Fork the worker and import the module; returns the import report."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.output_dir))
+        spec = {
+            "module_path": str(Path(self.module_path).resolve()),
+            "module_name": "decoding",
+            "contract": list(assignment.CONTRACT),
+            "output_dir": str(self.output_dir),
+            "scratch_dir": str(scratch),
+            "hidden_paths": [str(assignment.REPO_ROOT)],
+            "trusted": self.trusted,
+            "threads": self.limits.threads or os.cpu_count() or 1,
+            "limits": {"memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.output_bytes},
+        }
+        self.pid, self._sock = self.zygote.spawn(spec)
+        try:
+            header, _ = wire.recv_message(self._sock, deadline=time.monotonic() + self.limits.import_seconds)
+        except TimeoutError:
+            self.kill()
+            self.import_report = {"ok": False, "error": {"type": "Timeout", "message": f"importing took longer than {self.limits.import_seconds:g} s"}}
+        except wire.WireError:
+            self.import_report = {"ok": False, "error": {"type": "Crash", "message": _status_text(self.zygote.exit_status(self.pid))}}
+            self.pid = None
+        else:
+            self.import_report = {k: v for k, v in header.items() if k not in ("op", "blobs")}
+            if not self.import_report.get("ok"):
+                self.pid = None
+        return self.import_report
+
+    @property
+    def alive(self) -> bool:
+        return self.pid is not None
+
+    def call(self, function: str, *args, seed: int | None = None, swap: tuple[str, ...] = (), **kwargs):
+        """Run `function(*args, **kwargs)` in the worker; plain data comes back.
+
+        Raises `StudentError`, `WorkerTimeout` or `WorkerCrashed`; after the latter two
+        the worker is gone and `start()` makes a fresh one.
+        """
+        if not self.alive:
+            raise WorkerCrashed("the worker is not running")
+        left = self.limits.submission_seconds - self.used_seconds
+        if left <= 0:
+            raise WorkerTimeout(self.limits.submission_seconds, budget=True)
+        budget_bound = left < self.limits.test_seconds
+        seconds = min(self.limits.test_seconds, left)
+        started = time.monotonic()
+        deadline = started + seconds
+        try:
+            wire.send_value_message(
+                self._sock, {"op": "call", "fn": function, "seed": seed, "swap": list(swap)},
+                {"args": list(args), "kwargs": kwargs},
+            )
+            while True:
+                header, blobs = wire.recv_message(self._sock, deadline=deadline)
+                if header.get("op") == "helper" and self.helper is not None:
+                    self._answer_helper(header, blobs)
+                    continue
+                if header.get("op") != "result":
+                    raise wire.WireError(f"unexpected message {header.get('op')!r}")
+                if not header.get("ok"):
+                    raise StudentError(header.get("error", {}))
+                return wire.decode(header.get("value"), blobs)
+        except TimeoutError:
+            self.kill()
+            raise WorkerTimeout(self.limits.submission_seconds if budget_bound else seconds, budget=budget_bound) from None
+        except (wire.PeerClosed, BrokenPipeError, ConnectionResetError):
+            pid, self.pid = self.pid, None
+            raise WorkerCrashed(_status_text(self.zygote.exit_status(pid))) from None
+        except wire.WireError as error:
+            self.kill()
+            raise ProtocolViolation(f"the worker sent an invalid answer ({error})") from None
+        finally:
+            self.used_seconds += time.monotonic() - started
+
+    def _answer_helper(self, header: dict, blobs: list[bytes]) -> None:
+        payload = wire.decode(header.get("value"), blobs)
+        try:
+            value = self.helper(str(header.get("fn")), payload.get("args", []), payload.get("kwargs", {}))
+        except Exception as error:  # noqa: BLE001 - the reference's ValueError is an answer too
+            wire.send_message(self._sock, {"ok": False, "error": {"type": type(error).__name__, "message": str(error)}})
+        else:
+            wire.send_value_message(self._sock, {"ok": True}, value)
+
+    def logits(self, token_ids: list[int]):
+        """Trusted workers: the model's logits at every position of `token_ids`."""
+        assert self.trusted
+        wire.send_value_message(self._sock, {"op": "logits"}, list(token_ids))
+        header, blobs = wire.recv_message(self._sock, deadline=time.monotonic() + 600)
+        return wire.decode(header["value"], blobs)
+
+    def kill(self) -> None:
+        if self.pid is None:
+            return
+        pid, self.pid = self.pid, None
+        for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+            try:
+                kill()
+            except (ProcessLookupError, PermissionError):
+                continue
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        self.zygote.exit_status(pid, wait=5.0)
+
+    def close(self) -> None:
+        self.kill()
+
+    def output(self, limit: int = 4000) -> dict[str, str]:
+        """What the submission printed (the first `limit` characters of each stream)."""
+        result = {}
+        for name in ("stdout", "stderr"):
+            path = self.output_dir / f"{name}.txt"
+            if path.exists():
+                with open(path, "rb") as handle:
+                    raw = handle.read(limit + 1)
+                text = raw.decode("utf-8", errors="replace")
+                result[name] = text[:limit] + ("\n[... output truncated]" if len(raw) > limit else "")
+        return result

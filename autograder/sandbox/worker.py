@@ -1,0 +1,252 @@
+"""The zygote (holds the model, forks workers) and the worker loop (runs one module's code).
+
+Started by the grading process as ``python -m autograder.sandbox.worker --control-fd N``.
+The zygote sets torch to one thread *before* loading the model and never computes:
+a forked child that uses several threads hangs if its parent already ran a
+multi-threaded torch operation. Each worker then sets its own thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+import traceback
+
+from . import wire
+
+# Exceptions a submission may raise that keep their type when they cross the wire;
+# any other type arrives as RuntimeError with the original type name in the message.
+PORTABLE_ERRORS = {cls.__name__: cls for cls in (ValueError, TypeError, IndexError, KeyError, RuntimeError,
+                                                  NotImplementedError, ZeroDivisionError, AttributeError, AssertionError)}
+MAX_MESSAGE_CHARS = 2000
+
+
+# --- zygote -------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--model", required=True)
+    args = parser.parse_args()
+    control = socket.socket(fileno=args.control_fd)
+
+    import torch
+
+    torch.set_num_threads(1)  # before loading; see the module docstring
+    try:
+        from ..models import load_model_with_info
+
+        model, tokenizer, info = load_model_with_info(args.model)
+    except BaseException as error:  # noqa: BLE001 - report why, whatever it is
+        wire.send_message(control, {"op": "failed", "type": type(error).__name__, "message": str(error)})
+        sys.exit(1)
+    import transformers
+
+    wire.send_message(control, {
+        "op": "ready",
+        "pid": os.getpid(),
+        "model": dataclasses.asdict(info),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "python": sys.version.split()[0]},
+    })
+    _serve_zygote(control, model, tokenizer)
+
+
+def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
+    statuses: dict[int, int] = {}
+
+    def reap(*_):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            statuses[pid] = status
+
+    signal.signal(signal.SIGCHLD, reap)
+    while True:
+        try:
+            _, fds, _, _ = socket.recv_fds(control, 1, 1)
+            header, _ = wire.recv_message(control)
+        except (wire.WireError, OSError):
+            os._exit(0)  # the grading process is gone: so are we
+        if header["op"] == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                try:
+                    _run_worker(socket.socket(fileno=fds[0]), model, tokenizer, header)
+                finally:
+                    os._exit(0)
+            os.close(fds[0])
+            wire.send_message(control, {"op": "spawned", "pid": pid})
+        elif header["op"] == "status":
+            pid, deadline = header["pid"], time.monotonic() + float(header.get("wait", 1.0))
+            while pid not in statuses and time.monotonic() < deadline:
+                reap()
+                time.sleep(0.01)
+            status = statuses.pop(pid, None)
+            wire.send_message(control, {"op": "status", "pid": pid, **_describe_status(status)})
+        for fd in fds if header["op"] != "spawn" else ():
+            os.close(fd)
+
+
+def _describe_status(status: int | None) -> dict:
+    if status is None:
+        return {"exited": False}
+    if os.WIFSIGNALED(status):
+        return {"exited": True, "signal": os.WTERMSIG(status)}
+    return {"exited": True, "exit_code": os.WEXITSTATUS(status)}
+
+
+# --- worker -------------------------------------------------------------------------
+
+
+def _apply_limits(limits: dict) -> None:
+    """Resource limits for the submission's process (and anything it starts)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.get("memory_bytes"):
+        # Address space already mapped (the shared model) plus the allowance.
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * resource.getpagesize()
+        cap = mapped + int(limits["memory_bytes"])
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if limits.get("file_bytes"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing past the cap fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
+
+
+def _redirect_output(output_dir: str) -> None:
+    for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
+        target = os.open(os.path.join(output_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+
+
+def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
+    os.setsid()  # own process group: the grading process can kill it and all it started
+    import torch
+
+    _redirect_output(spec["output_dir"])
+    os.chdir(spec["scratch_dir"])
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) not in spec.get("hidden_paths", [])]
+    sys.path.insert(0, os.path.dirname(spec["module_path"]))
+    _apply_limits(spec.get("limits", {}))
+    torch.set_num_threads(int(spec.get("threads") or 1))
+    sys.stdout = open(1, "w", closefd=False, errors="replace")  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False, errors="replace")  # noqa: SIM115
+
+    module, report = _import_submission(spec["module_path"], spec.get("module_name", "decoding"), spec.get("contract", []))
+    wire.send_message(sock, {"op": "imported", **report})
+    if module is None:
+        return
+    originals = {name: getattr(module, name, None) for name in spec.get("contract", [])}
+    refs = {"model": model, "tokenizer": tokenizer}
+    while True:
+        try:
+            header, blobs = wire.recv_message(sock)
+        except wire.WireError:
+            return
+        if header.get("op") == "call":
+            _serve_call(sock, module, originals, refs, header, blobs, spec)
+        elif header.get("op") == "logits" and spec.get("trusted"):
+            _serve_logits(sock, model, header, blobs)
+        else:
+            return
+
+
+def _import_submission(path: str, name: str, contract: list[str]):
+    import importlib.util
+
+    started = time.perf_counter()
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except BaseException as error:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... all count
+        return None, {"ok": False, "error": _describe_error(error, path)}
+    missing = [fn for fn in contract if not callable(module.__dict__.get(fn))]
+    return module, {"ok": True, "missing": missing, "seconds": time.perf_counter() - started}
+
+
+def _describe_error(error: BaseException, path: str) -> dict:
+    """Type, message and the submission's own stack frames (never the grader's)."""
+    try:
+        message = str(error)
+    except BaseException:  # noqa: BLE001
+        message = "<the exception's message could not be printed>"
+    frames = [
+        f"  {os.path.basename(frame.filename)}, line {frame.lineno}, in {frame.name}\n    {(frame.line or '').strip()}"
+        for frame in traceback.extract_tb(error.__traceback__)
+        if frame.filename == path
+    ]
+    if isinstance(error, SyntaxError) and error.lineno:
+        frames.append(f"  {os.path.basename(path)}, line {error.lineno}\n    {(error.text or '').strip()}")
+    return {
+        "type": type(error).__name__,
+        "message": message[:MAX_MESSAGE_CHARS],
+        "traceback": "\n".join(frames[-8:])[:4 * MAX_MESSAGE_CHARS],
+    }
+
+
+def _helper_stub(sock: socket.socket, name: str):
+    """A stand-in for one of the student's helpers that asks the grading process for
+    the reference's answer (so the reference code never enters this process)."""
+
+    def stub(*args, **kwargs):
+        wire.send_value_message(sock, {"op": "helper", "fn": name}, {"args": list(args), "kwargs": kwargs})
+        header, blobs = wire.recv_message(sock)
+        if header.get("ok"):
+            return wire.decode(header["value"], blobs)
+        error = header.get("error", {})
+        raise PORTABLE_ERRORS.get(error.get("type"), RuntimeError)(error.get("message", "helper failed"))
+
+    stub.__name__ = stub.__qualname__ = name
+    return stub
+
+
+def _serve_call(sock, module, originals, refs, header, blobs, spec) -> None:
+    import random
+
+    import torch
+
+    swap = set(header.get("swap", []))
+    for name, original in originals.items():
+        module.__dict__[name] = _helper_stub(sock, name) if name in swap else original
+    try:
+        payload = wire.decode(header["value"], blobs, resolve_ref=refs.__getitem__)
+        function = originals.get(header["fn"]) or getattr(module, header["fn"])
+        if header.get("seed") is not None:
+            torch.manual_seed(int(header["seed"]))
+            random.seed(int(header["seed"]))
+        started = time.perf_counter()
+        with torch.no_grad():
+            value = function(*payload.get("args", []), **payload.get("kwargs", {}))
+        elapsed = time.perf_counter() - started
+        wire.send_value_message(sock, {"op": "result", "ok": True, "seconds": elapsed}, value)
+    except BaseException as error:  # noqa: BLE001 - report SystemExit and friends as the test's failure
+        wire.send_message(sock, {"op": "result", "ok": False, "error": _describe_error(error, spec["module_path"])})
+
+
+def _serve_logits(sock, model, header, blobs) -> None:
+    """Trusted workers only: next-token logits after each given token prefix."""
+    import torch
+
+    token_ids = wire.decode(header["value"], blobs)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([token_ids])).logits[0].float()
+    wire.send_value_message(sock, {"op": "result", "ok": True}, logits)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""greedy_decode(model, tokenizer, prompt, n): argmax at every step, eos ends it."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.sandbox.wire import MODEL, TOKENIZER
+
+from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, check_ids, eos_prompt, mismatch, type_problem
+
+HINT = "take the argmax of the logits at the LAST position, append it, and run the model again on the longer sequence"
+CASES = {"lecture": (PROMPTS[0], 12), "code": (PROMPTS[1], 8), "question": (PROMPTS[2], 6), "few-shot": (PROMPTS[3], 3)}
+
+
+@pytest.mark.grades("greedy_decode", weight=2)
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_reference(grading, case):
+    """Same tokens as greedy decoding with generate()"""
+    prompt, n = CASES[case]
+    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, n)
+    expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, n)
+    check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, n), {}), prompt, got, expected, greedy=True, hint=HINT)
+
+
+@pytest.mark.grades("greedy_decode", weight=1)
+def test_single_token(grading):
+    """max_new_tokens=1 gives the argmax of the prompt's last position"""
+    prompt = "hello hello"
+    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, 1)
+    expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, 1)
+    check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 1), {}), prompt, got, expected, greedy=True, hint=HINT)
+
+
+@pytest.mark.grades("greedy_decode", weight=3)
+def test_stops_at_eos(grading):
+    """Stops right after emitting eos, and keeps it"""
+    budget = 40
+    prompt = eos_prompt(grading, budget)
+    if prompt is None:
+        pytest.fail("none of the grader's prompts makes this model emit eos; the TA should check the model")
+    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, budget)
+    expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, budget)
+    check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, budget), {}), prompt, got, expected, greedy=True,
+              hint="stop as soon as the new token is tokenizer.eos_token_id, and keep that id as the last one")
+
+
+@pytest.mark.grades("greedy_decode", weight=1)
+def test_zero_new_tokens(grading):
+    """max_new_tokens=0 returns an empty list"""
+    got = grading.student("greedy_decode", MODEL, TOKENIZER, "hello", 0)
+    if got != [] and not (hasattr(got, "__len__") and len(got) == 0 and not isinstance(got, str)):
+        raise mismatch(call_text("greedy_decode", (MODEL, TOKENIZER, "hello", 0), {}), "[]", abbreviate(got))
+
+
+@pytest.mark.grades("greedy_decode", weight=1)
+def test_returns_a_list_of_python_ints(grading):
+    """Returns a list of Python ints"""
+    prompt = PROMPTS[0]
+    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, 3)
+    problem = type_problem(got, "ids")
+    if problem:
+        raise mismatch(call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 3), {}), "a list of ints, e.g. [2244, 6916, 11]",
+                       abbreviate(got), problem + " (tensor.tolist() gives one)")

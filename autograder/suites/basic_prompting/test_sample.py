@@ -1,0 +1,104 @@
+"""sample_decode: temperature + nucleus, one torch.multinomial draw per step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autograder.sandbox.wire import MODEL, TOKENIZER, Frozen, Seeded
+
+from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, check_ids, mismatch, model_logits
+
+HINT_SEED = ("per step: distribution = top_p_filter(temperature_distribution(last logits, t), p), then exactly one "
+             "torch.multinomial(distribution, 1, generator=generator) over the whole vocabulary")
+SETTINGS = [(1.0, 1.0), (0.7, 0.9), (1.5, 0.95)]
+DRAWS = 300
+
+
+@pytest.mark.grades("sample_decode", weight=2)
+@pytest.mark.parametrize("temperature,top_p", SETTINGS, ids=[f"t={t},p={p}" for t, p in SETTINGS])
+def test_seeded_global_rng(grading, temperature, top_p):
+    """Same tokens as the reference after torch.manual_seed"""
+    prompt, n, seed = PROMPTS[0], 10, grading.seeds[0]
+    kwargs = {"temperature": temperature, "top_p": top_p}
+    got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
+    expected = grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
+    called = f"torch.manual_seed({seed}); " + call_text("sample_decode", (MODEL, TOKENIZER, prompt, n), kwargs)
+    check_ids(grading, called, prompt, got, expected, greedy=False, hint=HINT_SEED)
+
+
+@pytest.mark.grades("sample_decode", weight=2)
+@pytest.mark.parametrize("seed_index", [1, 2], ids=["seed1", "seed2"])
+def test_seeded_generator(grading, seed_index):
+    """Same tokens as the reference with an explicit torch.Generator"""
+    prompt, n = PROMPTS[1], 8
+    kwargs = {"temperature": 0.8, "top_p": 0.9, "generator": Seeded(grading.seeds[seed_index])}
+    got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
+    expected = grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
+    check_ids(grading, call_text("sample_decode", (MODEL, TOKENIZER, prompt, n), kwargs), prompt, got, expected,
+              greedy=False, hint=HINT_SEED + "; pass the generator to torch.multinomial")
+
+
+def _chi_square_p_value(counts: torch.Tensor, expected_probs: torch.Tensor) -> float:
+    """Pearson's chi-square goodness of fit, bins with small expectations pooled."""
+    total = float(counts.sum())
+    expected = expected_probs.double() * total
+    big = expected >= 5
+    observed = torch.cat([counts.double()[big], counts.double()[~big].sum().reshape(1)])
+    expect = torch.cat([expected[big], expected[~big].sum().reshape(1)])
+    keep = expect > 0
+    observed, expect = observed[keep], expect[keep]
+    statistic = float(((observed - expect) ** 2 / expect).sum())
+    dof = max(int(keep.sum()) - 1, 1)
+    return float(torch.special.gammaincc(torch.tensor(dof / 2, dtype=torch.float64), torch.tensor(statistic / 2, dtype=torch.float64)))
+
+
+STAT_SETTINGS = [(0.8, 0.9), (1.5, 0.6)]
+
+
+@pytest.mark.grades("sample_decode", weight=2.5)
+@pytest.mark.parametrize("temperature,top_p", STAT_SETTINGS, ids=[f"t={t},p={p}" for t, p in STAT_SETTINGS])
+def test_draws_follow_the_filtered_distribution(grading, temperature, top_p):
+    """Draws follow the temperature + nucleus distribution (statistical test)"""
+    tok = grading.tokenizer
+    logits = model_logits(grading, PROMPTS[2]).clone()
+    logits[tok.eos_token_id] = float("-inf")  # so every run lasts DRAWS steps
+    expected = grading.reference.top_p_filter(grading.reference.temperature_distribution(logits, temperature), top_p)
+    kwargs = {"temperature": temperature, "top_p": top_p, "generator": Seeded(grading.seeds[2])}
+    called = (f"sample_decode(model, tokenizer, 'x', {DRAWS}, temperature={temperature}, top_p={top_p}) on a model whose "
+              f"next-token logits are the same at every step, to count {DRAWS} draws")
+    got = grading.student("sample_decode", Frozen(logits), TOKENIZER, "x", DRAWS, **kwargs)
+    if not isinstance(got, list) or len(got) != DRAWS or not all(isinstance(i, int) and 0 <= i < logits.numel() for i in got):
+        raise mismatch(called, f"{DRAWS} token ids", abbreviate(got))
+    counts = torch.bincount(torch.tensor(got), minlength=logits.numel())
+    outside = [i for i in set(got) if float(expected[i]) == 0.0]
+    if outside:
+        nucleus = int((expected > 0).sum())
+        raise mismatch(called, f"only the {nucleus} token(s) of the nucleus",
+                       f"{len(outside)} different token(s) outside it, e.g. {tok.decode([outside[0]])!r} (id {outside[0]})",
+                       "sample only from top_p_filter(temperature_distribution(logits, t), p)")
+    p_value = _chi_square_p_value(counts, expected)
+    if p_value < 1e-3:
+        top = torch.topk(expected, min(3, int((expected > 0).sum())))
+        shares = ", ".join(f"id {int(i)}: expected {float(v):.3f}, drawn {int(counts[i]) / DRAWS:.3f}" for v, i in zip(top.values, top.indices))
+        raise mismatch(called, "draws distributed like the filtered distribution", f"chi-square p-value {p_value:.2g} ({shares})",
+                       "divide logits by t before the softmax, and sample in proportion to the filtered probabilities")
+
+
+@pytest.mark.grades("sample_decode", weight=1)
+def test_stops_at_eos(grading):
+    """Stops right after sampling eos"""
+    tok = grading.tokenizer
+    logits = torch.full((grading.logits([tok.eos_token_id]).shape[-1],), -10.0)
+    logits[tok.eos_token_id] = 20.0  # eos is (almost) certain at every step
+    got = grading.student("sample_decode", Frozen(logits), TOKENIZER, "x", 5, generator=Seeded(grading.seeds[0]))
+    if got != [tok.eos_token_id]:
+        raise mismatch("sample_decode(model, tokenizer, 'x', 5) on a model that always predicts eos",
+                       f"[{tok.eos_token_id}]", abbreviate(got), "stop right after emitting eos, and keep it")
+
+
+@pytest.mark.grades("sample_decode", weight=1)
+@pytest.mark.parametrize("kwargs", [{"temperature": 0.0}, {"top_p": 0.0}], ids=["t=0", "p=0"])
+def test_rejects_bad_settings(grading, kwargs):
+    """ValueError for temperature <= 0 or p outside (0, 1]"""
+    grading.expect_value_error("sample_decode", MODEL, TOKENIZER, "hello", 2, **kwargs)

@@ -1,0 +1,46 @@
+"""temperature_distribution(logits, t) = softmax(logits / t) over the last dim."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autograder.suites.basic_prompting.common import PROMPTS, call_text, check_tensor_close, model_logits
+
+HINT = "divide the logits by t (t < 1 sharpens, t > 1 flattens), then softmax over the last dimension"
+
+
+@pytest.mark.grades("temperature_distribution", weight=1)
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0, 2.0, 500.0])
+@pytest.mark.parametrize("prompt", PROMPTS[:2], ids=["lecture", "code"])
+def test_model_logits(grading, prompt, temperature):
+    """The model's next-token logits at several temperatures"""
+    logits = model_logits(grading, prompt)
+    got = grading.student("temperature_distribution", logits, temperature)
+    check_tensor_close(call_text("temperature_distribution", (logits, temperature), {}), got,
+                       grading.reference.temperature_distribution(logits, temperature), HINT)
+
+
+@pytest.mark.grades("temperature_distribution", weight=1.5)
+def test_batch_of_rows(grading):
+    """A 2-D batch is normalised along its last dim"""
+    logits = torch.tensor([[3.0, 1.0, 0.2, -1.0], [0.0, 0.0, 5.0, 1.0]])
+    got = grading.student("temperature_distribution", logits, 0.7)
+    check_tensor_close(call_text("temperature_distribution", (logits, 0.7), {}), got,
+                       grading.reference.temperature_distribution(logits, 0.7), "each row is its own distribution")
+
+
+@pytest.mark.grades("temperature_distribution", weight=1.5)
+def test_low_temperature_on_large_logits(grading):
+    """t=0.1 on logits near 1e3 stays finite"""
+    logits = torch.tensor([1000.0, 999.0, 990.0, -1000.0])
+    got = grading.student("temperature_distribution", logits, 0.1)
+    check_tensor_close(call_text("temperature_distribution", (logits, 0.1), {}), got,
+                       grading.reference.temperature_distribution(logits, 0.1), "logits / t can be huge: keep the softmax stable")
+
+
+@pytest.mark.grades("temperature_distribution", weight=0.75)
+@pytest.mark.parametrize("temperature", [0, -1.0], ids=["t=0", "t=-1"])
+def test_rejects_non_positive_temperature(grading, temperature):
+    """ValueError for t <= 0"""
+    grading.expect_value_error("temperature_distribution", torch.tensor([1.0, 2.0]), temperature)
