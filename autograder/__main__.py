@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import models
+from .sandbox.client import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +21,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = commands.add_parser("demo", help="show the reference solution at work on a model")
     demo.add_argument("--model", help=model_help)
+
+    grade = commands.add_parser("grade", help="grade one submission (a folder holding decoding.py)")
+    grade.add_argument("submission", type=Path, help="folder that holds the student's decoding.py")
+    grade.add_argument("--model", help=model_help)
+    grade.add_argument("--results", type=Path, help="write Gradescope's results.json here")
+    grade.add_argument("--feedback", type=Path, help="write the student's Markdown feedback here")
+    _add_limit_options(grade)
+
+    grade_all = commands.add_parser("grade-all", help="grade every submission below a folder")
+    grade_all.add_argument("root", type=Path, help="nbgrader's submitted/ (or the course folder) or a folder of student folders")
+    grade_all.add_argument("--model", help=model_help)
+    grade_all.add_argument("--out", type=Path, default=Path("grading-output"), help="where results go (default: grading-output)")
+    grade_all.add_argument("--regrade", action="store_true", help="grade again even where results exist and decoding.py is unchanged")
+    _add_limit_options(grade_all)
     return parser
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    defaults = Limits()
+    group = parser.add_argument_group("limits for student code")
+    group.add_argument("--test-timeout", type=float, default=defaults.test_seconds, help="seconds per call (default %(default)s)")
+    group.add_argument("--submission-timeout", type=float, default=defaults.submission_seconds,
+                       help="seconds for all calls of one submission (default %(default)s)")
+    group.add_argument("--memory-limit-gb", type=float, default=defaults.memory_bytes / 2**30,
+                       help="memory beyond the shared model, GiB (default %(default)s)")
+
+
+def _limits(args) -> Limits:
+    return Limits(test_seconds=args.test_timeout, submission_seconds=args.submission_timeout,
+                  memory_bytes=int(args.memory_limit_gb * 2**30))
+
+
+def _grade(args) -> int:
+    from rich.console import Console
+
+    from . import report
+    from .grading import Grader
+
+    console = Console()
+    if not args.submission.is_dir():
+        print(f"error: {args.submission} is not a folder (pass the folder that holds decoding.py)", file=sys.stderr)
+        return 2
+    with console.status(f"Loading {models.resolve_model_name(args.model)} ..."):
+        grader = Grader(models.resolve_model_name(args.model), _limits(args))
+    with grader:
+        with console.status(f"Grading {args.submission} ..."):
+            result = grader.grade(args.submission)
+    report.print_table(result, console)
+    if args.results:
+        report.write_json(args.results, report.gradescope_results(result))
+        console.print(f"results: {args.results}")
+    if args.feedback:
+        report.write_text(args.feedback, report.feedback_markdown(result))
+        console.print(f"feedback: {args.feedback}")
+    for error in result.internal_errors:
+        console.print(f"[red]grader error[/]: {error}")
+    return 0
+
+
+def _grade_all(args) -> int:
+    from rich.console import Console
+
+    from .batch import grade_all
+    from .grading import Grader
+
+    console = Console()
+    if not args.root.is_dir():
+        print(f"error: {args.root} is not a folder", file=sys.stderr)
+        return 2
+    with console.status(f"Loading {models.resolve_model_name(args.model)} ..."):
+        grader = Grader(models.resolve_model_name(args.model), _limits(args))
+    with grader:
+        rows = grade_all(args.root, args.out, grader, regrade=args.regrade, console=console)
+    console.print(f"{len(rows)} submissions; grades: {args.out / 'grades.csv'}; per student: {args.out}/<student>/results.json, feedback.md")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
             run_demo(args.model)
             return 0
+        if args.command == "grade":
+            return _grade(args)
+        if args.command == "grade-all":
+            return _grade_all(args)
     except models.ModelUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -108,6 +108,7 @@ class Grader:
         # own thread pool would compete with the worker for the cores.
         torch.set_num_threads(1)
         self.limits = limits or Limits()
+        self.model_name = model_name
         self.zygote = Zygote(model_name)
         self.model = self.zygote.model
         self.versions = self.zygote.versions
@@ -133,6 +134,10 @@ class Grader:
 
     def reference_call(self, function: str, *args, seed: int | None = None, **kwargs):
         """The reference's answer (computed once per batch for the same call)."""
+        return self.reference_call_counted(function, *args, seed=seed, **kwargs)[0]
+
+    def reference_call_counted(self, function: str, *args, seed: int | None = None, **kwargs):
+        """(the reference's answer, the model forward passes it took)."""
         blobs: list[bytes] = []
         tree = wire.encode({"args": list(args), "kwargs": kwargs}, blobs)
         digest = hashlib.sha256(json.dumps([function, seed, tree]).encode())
@@ -140,7 +145,9 @@ class Grader:
             digest.update(blob)
         key = digest.hexdigest()
         if key not in self.reference_cache:
-            self.reference_cache[key] = self.reference_worker().call(function, *args, seed=seed, **kwargs)
+            worker = self.reference_worker()
+            value = worker.call(function, *args, seed=seed, **kwargs)
+            self.reference_cache[key] = (value, worker.last_forward_passes)
         return self.reference_cache[key]
 
     def logits(self, token_ids: list[int]):
@@ -166,7 +173,18 @@ class Grader:
             "graded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
 
+    def _ensure_zygote(self) -> None:
+        """Restart the model process if something (a submission, the OOM killer) ended it."""
+        if self.zygote.process.poll() is None:
+            return
+        self.zygote.close()
+        if self._reference_worker is not None:
+            self._reference_worker.close()
+            self._reference_worker = None
+        self.zygote = Zygote(self.model_name)
+
     def grade(self, submission_dir: str | Path, student: str | None = None) -> SubmissionResult:
+        self._ensure_zygote()
         submission_dir = Path(submission_dir)
         student = student or submission_dir.name
         started = time.monotonic()
@@ -185,7 +203,7 @@ class Grader:
         result = SubmissionResult(
             student=student,
             submission=str(submission_dir),
-            tests=session.results,
+            tests=sorted(session.results, key=lambda t: assignment.CONTRACT.index(t.function)),
             metadata=self.metadata(),
             import_report=import_report,
             printed=worker.output() if path.is_file() else {},
@@ -267,6 +285,14 @@ class Session:
 
     def ref(self, function: str, *args, seed: int | None = None, **kwargs):
         return self.grader.reference_call(function, *args, seed=seed, **kwargs)
+
+    def ref_forward_passes(self, function: str, *args, seed: int | None = None, **kwargs) -> int:
+        return self.grader.reference_call_counted(function, *args, seed=seed, **kwargs)[1]
+
+    @property
+    def student_forward_passes(self) -> int | None:
+        """Model forward passes during the last call into the submission."""
+        return self.worker.last_forward_passes
 
     def logits(self, token_ids: list[int]):
         return self.grader.logits(token_ids)

@@ -142,6 +142,7 @@ class Worker:
     pid: int | None = None
     import_report: dict | None = None
     used_seconds: float = 0.0
+    last_forward_passes: int | None = None  # model forward passes during the last call
 
     def start(self) -> dict:
         """Fork the worker and import the module; returns the import report."""
@@ -158,7 +159,12 @@ class Worker:
             "threads": self.limits.threads or os.cpu_count() or 1,
             "limits": {"memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.output_bytes},
         }
-        self.pid, self._sock = self.zygote.spawn(spec)
+        try:
+            self.pid, self._sock = self.zygote.spawn(spec)
+        except (OSError, wire.WireError, TimeoutError) as error:
+            self.pid = None
+            self.import_report = {"ok": False, "error": {"type": "Crash", "message": f"the model process is gone ({error})"}}
+            return self.import_report
         try:
             header, _ = wire.recv_message(self._sock, deadline=time.monotonic() + self.limits.import_seconds)
         except TimeoutError:
@@ -206,6 +212,8 @@ class Worker:
                     raise wire.WireError(f"unexpected message {header.get('op')!r}")
                 if not header.get("ok"):
                     raise StudentError(header.get("error", {}))
+                passes = header.get("forward_passes")
+                self.last_forward_passes = passes if isinstance(passes, int) else None
                 return wire.decode(header.get("value"), blobs)
         except TimeoutError:
             self.kill()

@@ -73,6 +73,14 @@ class Frozen:
 
 
 @dataclass(frozen=True)
+class EosAfter:
+    """The worker's model, with eos forced as the `k`-th new token after a prompt of `prompt_length` tokens."""
+
+    prompt_length: int
+    k: int
+
+
+@dataclass(frozen=True)
 class Opaque:
     """Something a submission returned that has no plain-data form."""
 
@@ -110,6 +118,8 @@ def encode(value, blobs: list[bytes], depth: int = 0):
         return {"__generator__": int(value.seed)}
     if isinstance(value, Frozen):
         return {"__frozen_model__": encode(value.logits, blobs, depth + 1)}
+    if isinstance(value, EosAfter):
+        return {"__eos_after__": [int(value.prompt_length), int(value.k)]}
     if isinstance(value, torch.Tensor):
         tensor = torch.Tensor.detach(value).cpu().contiguous()
         dtype = str(tensor.dtype).removeprefix("torch.")
@@ -165,6 +175,13 @@ def decode(tree, blobs: list[bytes], resolve_ref=None, depth: int = 0):
         from .stubs import FrozenLogitsModel
 
         return FrozenLogitsModel(decode(tree["__frozen_model__"], blobs, None, depth + 1), resolve_ref("model").config)
+    if "__eos_after__" in tree:
+        if resolve_ref is None:
+            raise WireError("stand-in models are only valid towards the worker")
+        from .stubs import EosForcingModel
+
+        prompt_length, k = (int(n) for n in tree["__eos_after__"])
+        return EosForcingModel(resolve_ref("model"), prompt_length, k, resolve_ref("tokenizer").eos_token_id)
     if "__generator__" in tree:
         return torch.Generator().manual_seed(int(tree["__generator__"]))
     if "__object__" in tree:

@@ -18,15 +18,18 @@ import torch
 def softmax(scores: torch.Tensor, base: float = math.e, dim: int = -1) -> torch.Tensor:
     """Pr_i = b^{u_i} / sum_j b^{u_j} along `dim`.
 
-    b^u = e^{u ln b}, so this is the usual softmax of `scores * ln(b)`; torch's softmax
-    subtracts the maximum first, which keeps scores of magnitude 1e4 finite.
+    b^u = e^{u ln b}, so this is the usual softmax of `(u - max u) * ln(b)`. Subtracting
+    the maximum first keeps scores of magnitude 1e4 finite, and doing it *before* the
+    multiplication keeps float32 exact there: 1e4 * ln(b) would carry a rounding error
+    of ~1e-3 into the exponent.
     """
     if isinstance(base, bool) or not isinstance(base, numbers.Real) or not math.isfinite(base) or base <= 1:
         raise ValueError(f"base must be a finite number > 1, got {base!r}")
     scores = torch.as_tensor(scores)
     if not scores.is_floating_point():
         scores = scores.to(torch.get_default_dtype())
-    return torch.softmax(scores * math.log(base), dim=dim)
+    shifted = scores - scores.amax(dim=dim, keepdim=True)
+    return torch.softmax(shifted * math.log(base), dim=dim)
 
 
 def temperature_distribution(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -133,11 +136,11 @@ def generate_text(
     """The decoded continuation of `prompt`, cut before the first stop sequence."""
     stop = [stop] if isinstance(stop, str) else list(stop or [])
     truncate_at_stop("", stop)  # rejects empty stop sequences up front
+    top_p_filter(torch.ones(1), top_p)
     if temperature == 0:
         choose = lambda logits: torch.argmax(logits)  # noqa: E731
     else:
         temperature_distribution(torch.zeros(1), temperature)
-        top_p_filter(torch.ones(1), top_p)
         choose = _sampler(temperature, top_p, generator)
     new_ids: list[int] = []
     text = ""

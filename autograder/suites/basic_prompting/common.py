@@ -16,16 +16,6 @@ PROMPTS = [
     "Tell me why this person is famous\n\nShakespeare:",
     "Review: It is not being improved despite promises by Paradox.\nDecision: bad\n\nReview: I dont care what everyone says i loved playing the campaign.\nDecision:",
 ]
-# Candidates for "the model emits eos early": the first whose reference greedy loop
-# reaches eos is used. The tiny model's builder guarantees one of its probe prompts does.
-EOS_CANDIDATES = [
-    "When you go to Boston, be sure to visit the",
-    "Shakespeare was a",
-    "def factorial(",
-    "hello hello",
-    "The capital of France is",
-    "Review: good game\nDecision:",
-]
 
 
 def model_logits(grading, prompt: str) -> torch.Tensor:
@@ -33,21 +23,20 @@ def model_logits(grading, prompt: str) -> torch.Tensor:
     return grading.logits(grading.prompt_ids(prompt))[-1]
 
 
-def require(condition: bool, called: str, expected: str, got: str, hint: str | None = None) -> None:
-    if not condition:
-        raise mismatch(called, expected, got, hint)
-
-
-def check_tensor_close(called: str, got, expected: torch.Tensor, hint: str | None = None) -> None:
+def check_tensor_close(called: str, got, expected: torch.Tensor, hint: str | None = None, largest_exponent: float = 0.0) -> None:
+    """`largest_exponent`: the largest |exponent| the computation involves (see `checks`)."""
     problem = type_problem(got, "tensor")
     if problem is None:
-        problem = checks.check_distribution(got, expected)
+        problem = checks.check_distribution(got, expected, largest_exponent)
     if problem:
         raise mismatch(called, abbreviate(expected), f"{abbreviate(got)}: {problem}", hint)
 
 
 def check_ids(grading, called: str, prompt: str, got, expected: list[int], *, greedy: bool, hint: str | None = None) -> None:
-    """Compare token id lists; explain the first step where they part."""
+    """Compare token id lists; explain the first step where they part.
+
+    `greedy`: accept a different token at the first difference when its logit ties the
+    maximum (only meaningful when the call used the plain model)."""
     problem = type_problem(got, "ids")
     if problem:
         # A tensor or a list of 0-d tensors holding the right ids earns the points here;
@@ -89,16 +78,6 @@ def _as_ids(value) -> list[int] | None:
         return None
     return None
 
-
-def eos_prompt(grading, max_new_tokens: int) -> str | None:
-    """A prompt whose reference greedy continuation ends with eos within the budget."""
-    from autograder.sandbox.wire import MODEL, TOKENIZER
-
-    for prompt in EOS_CANDIDATES:
-        ids = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, max_new_tokens)
-        if ids and ids[-1] == grading.tokenizer.eos_token_id and len(ids) < max_new_tokens:
-            return prompt
-    return None
 
 
 __all__ = ["Mismatch", "call_text", "abbreviate", "mismatch", "checks", "top_tokens", "type_problem"]

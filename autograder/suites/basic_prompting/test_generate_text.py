@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.sandbox.wire import MODEL, TOKENIZER, Seeded
+from autograder.sandbox.wire import MODEL, TOKENIZER, EosAfter, Seeded
 
-from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, eos_prompt, mismatch, type_problem
+from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, mismatch, type_problem
 
 HINT_STOP = ("after each new token, decode the whole continuation so far and look for every stop sequence in it "
              "(a stop can span two tokens); cut before the earliest one")
@@ -61,6 +61,28 @@ def test_stop_spanning_two_tokens(grading):
     check_text(grading, prompt, HINT_STOP, max_new_tokens=12, stop=[stop])
 
 
+@pytest.mark.grades("generate_text", weight=2)
+def test_stops_generating_at_the_stop(grading):
+    """Stops generating as soon as a stop sequence appears"""
+    prompt, budget = PROMPTS[2], 30
+    ids = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, budget)
+    text = grading.tokenizer.decode(ids)
+    stop = next((grading.tokenizer.decode([i]) for i in ids[3:] if grading.tokenizer.decode([i]).strip()), None)
+    if stop is None or len(ids) < budget // 2:
+        pytest.fail("could not build a stop sequence on this model's continuation; the TA should check the model")
+    kwargs = {"max_new_tokens": budget, "stop": [stop]}
+    check_text(grading, prompt, HINT_STOP, **kwargs)
+    used = grading.student_forward_passes
+    needed = grading.ref_forward_passes("generate_text", MODEL, TOKENIZER, prompt, **kwargs)
+    if used is not None and needed is not None and used > needed + 1:
+        raise mismatch(call_text("generate_text", (MODEL, TOKENIZER, prompt), kwargs),
+                       f"generation to stop once {stop!r} appears, after about {needed} forward passes",
+                       f"the right text, but after {used} forward passes of the model",
+                       "check for stop sequences after every new token and stop generating right away; "
+                       "generating all max_new_tokens and cutting afterwards wastes time (and random draws)")
+    assert text.find(stop) >= 0
+
+
 @pytest.mark.grades("generate_text", weight=1.5)
 def test_stop_at_position_zero(grading):
     """A stop sequence at the very start gives ''"""
@@ -79,10 +101,13 @@ def test_sampling_with_generator(grading):
 @pytest.mark.grades("generate_text", weight=1.5)
 def test_keeps_eos_as_decode_gives_it(grading):
     """eos ends the text and stays in it, as decode gives it"""
-    prompt = eos_prompt(grading, 40)
-    if prompt is None:
-        pytest.fail("none of the grader's prompts makes this model emit eos; the TA should check the model")
-    check_text(grading, prompt, "stop at eos and decode all new ids, special tokens included", max_new_tokens=40)
+    prompt = PROMPTS[1]
+    model = EosAfter(len(grading.prompt_ids(prompt)), 3)  # the model, but eos is the argmax at new token 3
+    got = grading.student("generate_text", model, TOKENIZER, prompt, max_new_tokens=10)
+    expected = grading.ref("generate_text", model, TOKENIZER, prompt, max_new_tokens=10)
+    if got != expected:
+        raise mismatch(f"generate_text(model, tokenizer, {prompt!r}, max_new_tokens=10) on a model that predicts eos at new token 3",
+                       repr(expected), abbreviate(got, 200), "stop at eos and decode all new ids, special tokens included")
 
 
 @pytest.mark.grades("generate_text", weight=1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.sandbox.wire import MODEL, TOKENIZER
+from autograder.sandbox.wire import MODEL, TOKENIZER, EosAfter
 
-from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, check_ids, eos_prompt, mismatch, type_problem
+from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, check_ids, mismatch, type_problem
 
 HINT = "take the argmax of the logits at the LAST position, append it, and run the model again on the longer sequence"
 CASES = {"lecture": (PROMPTS[0], 12), "code": (PROMPTS[1], 8), "question": (PROMPTS[2], 6), "few-shot": (PROMPTS[3], 3)}
@@ -31,16 +31,16 @@ def test_single_token(grading):
     check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 1), {}), prompt, got, expected, greedy=True, hint=HINT)
 
 
-@pytest.mark.grades("greedy_decode", weight=3)
-def test_stops_at_eos(grading):
+@pytest.mark.grades("greedy_decode", weight=1.5)
+@pytest.mark.parametrize("k", [0, 4], ids=["first token", "fifth token"])
+def test_stops_at_eos(grading, k):
     """Stops right after emitting eos, and keeps it"""
-    budget = 40
-    prompt = eos_prompt(grading, budget)
-    if prompt is None:
-        pytest.fail("none of the grader's prompts makes this model emit eos; the TA should check the model")
-    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, budget)
-    expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, budget)
-    check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, budget), {}), prompt, got, expected, greedy=True,
+    prompt, budget = PROMPTS[0], 12
+    model = EosAfter(len(grading.prompt_ids(prompt)), k)  # the model, but eos is the argmax at new token k
+    got = grading.student("greedy_decode", model, TOKENIZER, prompt, budget)
+    expected = grading.ref("greedy_decode", model, TOKENIZER, prompt, budget)
+    check_ids(grading, f"greedy_decode(model, tokenizer, {prompt!r}, {budget}) on a model that predicts eos at new token {k}",
+              prompt, got, expected, greedy=False,
               hint="stop as soon as the new token is tokenizer.eos_token_id, and keep that id as the last one")
 
 

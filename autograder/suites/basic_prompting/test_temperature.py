@@ -10,33 +10,34 @@ from autograder.suites.basic_prompting.common import PROMPTS, call_text, check_t
 HINT = "divide the logits by t (t < 1 sharpens, t > 1 flattens), then softmax over the last dimension"
 
 
+def check_temperature(grading, logits: torch.Tensor, temperature: float, hint: str = HINT) -> None:
+    """The student's temperature_distribution against the reference's."""
+    got = grading.student("temperature_distribution", logits, temperature)
+    check_tensor_close(call_text("temperature_distribution", (logits, temperature), {}), got,
+                       grading.reference.temperature_distribution(logits, temperature), hint,
+                       float(logits.abs().max()) / temperature)
+
+
 @pytest.mark.grades("temperature_distribution", weight=1)
 @pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0, 2.0, 500.0])
 @pytest.mark.parametrize("prompt", PROMPTS[:2], ids=["lecture", "code"])
 def test_model_logits(grading, prompt, temperature):
     """The model's next-token logits at several temperatures"""
-    logits = model_logits(grading, prompt)
-    got = grading.student("temperature_distribution", logits, temperature)
-    check_tensor_close(call_text("temperature_distribution", (logits, temperature), {}), got,
-                       grading.reference.temperature_distribution(logits, temperature), HINT)
+    check_temperature(grading, model_logits(grading, prompt), temperature)
 
 
 @pytest.mark.grades("temperature_distribution", weight=1.5)
 def test_batch_of_rows(grading):
     """A 2-D batch is normalised along its last dim"""
     logits = torch.tensor([[3.0, 1.0, 0.2, -1.0], [0.0, 0.0, 5.0, 1.0]])
-    got = grading.student("temperature_distribution", logits, 0.7)
-    check_tensor_close(call_text("temperature_distribution", (logits, 0.7), {}), got,
-                       grading.reference.temperature_distribution(logits, 0.7), "each row is its own distribution")
+    check_temperature(grading, logits, 0.7, "each row is its own distribution")
 
 
 @pytest.mark.grades("temperature_distribution", weight=1.5)
 def test_low_temperature_on_large_logits(grading):
     """t=0.1 on logits near 1e3 stays finite"""
     logits = torch.tensor([1000.0, 999.0, 990.0, -1000.0])
-    got = grading.student("temperature_distribution", logits, 0.1)
-    check_tensor_close(call_text("temperature_distribution", (logits, 0.1), {}), got,
-                       grading.reference.temperature_distribution(logits, 0.1), "logits / t can be huge: keep the softmax stable")
+    check_temperature(grading, logits, 0.1, "logits / t can be huge: keep the softmax stable")
 
 
 @pytest.mark.grades("temperature_distribution", weight=0.75)

@@ -1,0 +1,501 @@
+"""The nbgrader course: keep its source in sync with the assignment, and grade collected work.
+
+Two commands (see docs/TA_GUIDE.md for the whole workflow):
+
+* ``sync`` copies ``assignments/basic_prompting/`` (what students get) into the course's
+  ``source/basic_prompting/`` and writes ``decoding_points.ipynb`` there: one locked nbgrader
+  *task* cell per contract function, worth that function's points. nbgrader needs a
+  notebook to release an assignment at all, and these cells are where the points for
+  ``decoding.py`` live in its gradebook, so ``nbgrader export`` sums them.
+  ``sync --check`` only reports drift (exit 1).
+* ``autograde`` runs right after ``nbgrader collect``. It grades every collected
+  ``submitted/<student>/basic_prompting/decoding.py`` with our `Grader` (never nbgrader's
+  own autograde: that would put the source ``decoding.py`` back over the student's, let
+  one dying kernel sink the batch, and show hidden tests in the feedback), then
+
+  - writes each function's points as the ``manual_score`` of its task cell (a manual
+    score survives a stray ``nbgrader autograde``, which rewrites only ``auto_score``) and
+    what failed as the cell's ``auto_comment`` (a TA's own comment still wins),
+  - fills ``autograded/<student>/basic_prompting/`` the way nbgrader's autograde would
+    (the student's files, the released points notebook, our ``decoding_feedback.html``),
+  - runs nbgrader's feedback generation for the graded students, so
+    ``feedback/<student>/basic_prompting/`` holds ``decoding_points.html`` (scores and
+    comments per function) and ``decoding_feedback.html``, ready for
+    ``nbgrader release_feedback``,
+  - keeps the raw results (``results.json``, ``feedback.md``) for TAs in
+    ``grading-output/basic_prompting/<student>/`` with a ``grades.csv``.
+
+  A submission whose ``decoding.py`` is unchanged since its last grading is not graded
+  again (``--regrade`` forces it); its stored results are written to the gradebook again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import shutil
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import assignment, models
+from .grading import POINTS
+
+POINTS_NOTEBOOK = "decoding_points"  # notebook name in nbgrader's gradebook (file: decoding_points.ipynb)
+FEEDBACK_HTML = "decoding_feedback.html"
+OUTPUT_DIR = "grading-output"  # below the course root; TAs only
+ASSIGNMENT_DIR = assignment.REPO_ROOT / "assignments" / assignment.ASSIGNMENT
+DEFAULT_COURSE = assignment.REPO_ROOT / "course"
+IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store")
+MAX_FAILURES_PER_COMMENT = 3
+
+
+def cell_name(function: str) -> str:
+    """grade_id of the task cell that holds `function`'s points."""
+    return f"decoding_{function}"
+
+
+# -- sync -------------------------------------------------------------------------------
+
+
+def points_notebook_text() -> str:
+    """The course's decoding_points.ipynb, byte for byte (deterministic: fixed cell ids)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    intro = nbformat.v4.new_markdown_cell(
+        "# Points for `decoding.py`\n\n"
+        "You do not need to edit or run this notebook. After the deadline, the course autograder "
+        "grades the `decoding.py` you submit with hidden tests that compare each function with a "
+        "reference on fixed seeds. Each cell below is one function of the contract and the points "
+        "it is worth. Each function is graded on its own: a bug costs points in one function only.\n\n"
+        "Your feedback shows your score and what differed under each function, and the whole "
+        f"report is in `{FEEDBACK_HTML}`."
+    )
+    intro.id = "points-intro"
+    intro.metadata["nbgrader"] = {"grade": False, "grade_id": "decoding_points_intro", "locked": True,
+                                  "schema_version": 3, "solution": False, "task": False}
+    nb.cells.append(intro)
+    for function in assignment.CONTRACT:
+        cell = nbformat.v4.new_markdown_cell(
+            f"### `{function}`: {POINTS[function]} points\n\n"
+            f"Graded from your `decoding.py` by the course autograder."
+        )
+        cell.id = f"points-{function.replace('_', '-')}"
+        cell.metadata["nbgrader"] = {"grade": False, "grade_id": cell_name(function), "locked": True,
+                                     "points": POINTS[function], "schema_version": 3, "solution": False, "task": True}
+        nb.cells.append(cell)
+    return nbformat.writes(nb) + "\n"
+
+
+def expected_source(assignment_dir: Path = ASSIGNMENT_DIR) -> dict[str, bytes]:
+    """{relative path: content} the course's source/<assignment>/ must hold."""
+    files = {}
+    for path in sorted(assignment_dir.rglob("*")):
+        if path.is_file() and not any(part in IGNORED or part.endswith(".pyc") for part in path.relative_to(assignment_dir).parts):
+            files[path.relative_to(assignment_dir).as_posix()] = path.read_bytes()
+    name = f"{POINTS_NOTEBOOK}.ipynb"
+    if name in files:
+        raise RuntimeError(f"{assignment_dir / name} clashes with the generated points notebook; rename it")
+    files[name] = points_notebook_text().encode()
+    return files
+
+
+def source_dir(course: Path) -> Path:
+    return course / "source" / assignment.ASSIGNMENT
+
+
+def sync_differences(course: Path, assignment_dir: Path = ASSIGNMENT_DIR) -> list[str]:
+    """What differs between the course's source and what `sync` would write (empty: in sync)."""
+    target = source_dir(course)
+    wanted = expected_source(assignment_dir)
+    have = {p.relative_to(target).as_posix(): p for p in target.rglob("*") if p.is_file() and not p.is_symlink()} if target.is_dir() else {}
+    problems = [f"missing: {name}" for name in wanted if name not in have]
+    problems += [f"differs: {name}" for name, path in have.items() if name in wanted and path.read_bytes() != wanted[name]]
+    problems += [f"extra: {name}" for name in have if name not in wanted and not any(part in IGNORED for part in Path(name).parts)]
+    problems += [f"symlink (nbgrader copies files, use sync): {p.relative_to(target)}" for p in target.rglob("*") if p.is_symlink()] if target.is_dir() else []
+    return sorted(problems)
+
+
+def sync(course: Path, assignment_dir: Path = ASSIGNMENT_DIR) -> list[str]:
+    """Make source/<assignment>/ an exact copy of the assignment plus the points notebook."""
+    target = source_dir(course)
+    wanted = expected_source(assignment_dir)
+    changed = sync_differences(course, assignment_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(target.rglob("*"), reverse=True):
+        name = path.relative_to(target).as_posix()
+        if path.is_symlink() or (path.is_file() and name not in wanted):
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    for name, content in wanted.items():
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_bytes() != content:
+            path.write_bytes(content)
+    return changed
+
+
+# -- the nbgrader course ------------------------------------------------------------------
+
+
+def load_coursedir(course: Path):
+    """nbgrader's CourseDirectory, configured by the course's nbgrader_config.py."""
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course = course.resolve()
+    config = Config()
+    if (course / "nbgrader_config.py").is_file():
+        config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config())
+    config.CourseDirectory.root = str(course)
+    return CourseDirectory(config=config), config
+
+
+@dataclass
+class Collected:
+    student: str
+    folder: Path
+
+
+def collected(coursedir, assignment_id: str) -> list[Collected]:
+    """Every submitted/<student>/<assignment>/ folder, in student order."""
+    import glob
+
+    pattern = coursedir.format_path(coursedir.submitted_directory, "*", assignment_id)
+    regexp = coursedir.format_path(coursedir.submitted_directory, "(?P<student_id>[^/]+)", assignment_id, escape=True)
+    found = []
+    for folder in sorted(glob.glob(pattern)):
+        match = re.fullmatch(regexp, folder)
+        if match and Path(folder).is_dir():
+            found.append(Collected(match.group("student_id"), Path(folder)))
+    return found
+
+
+def check_gradebook(gb, assignment_id: str) -> None:
+    """The gradebook must know the points notebook with the right points per function."""
+    from nbgrader.api import MissingEntry
+
+    hint = (f"run `python -m autograder.nbgrader_course sync` and then `nbgrader generate_assignment "
+            f"{assignment_id} --force` in the course folder first")
+    try:
+        notebook = gb.find_notebook(POINTS_NOTEBOOK, assignment_id)
+    except MissingEntry:
+        raise RuntimeError(f"nbgrader's gradebook has no notebook {POINTS_NOTEBOOK} in {assignment_id}: {hint}") from None
+    cells = {cell.name: cell.max_score for cell in notebook.task_cells}
+    wrong = [f for f in POINTS if cells.get(cell_name(f)) != POINTS[f]]
+    if wrong:
+        raise RuntimeError(f"the gradebook's points for {', '.join(wrong)} differ from the grader's: {hint}")
+
+
+def _function_comment(tests: list[dict], function: str) -> str:
+    """The task cell's comment: what failed in `function`, as escaped preformatted text."""
+    failing = [t for t in tests if t["tags"][:1] == [function] and t["status"] != "passed"]
+    if not failing:
+        return "All tests passed."
+    parts = [f"{len(failing)} of {sum(t['tags'][:1] == [function] for t in tests)} tests failed."]
+    for test in failing[:MAX_FAILURES_PER_COMMENT]:
+        parts.append(f"<p><b>{html.escape(test['name'])}</b> ({test['score']:g} / {test['max_score']:.2f})</p>"
+                     f"<pre>{html.escape(test['output'])}</pre>")
+    if len(failing) > MAX_FAILURES_PER_COMMENT:
+        parts.append(f"... and {len(failing) - MAX_FAILURES_PER_COMMENT} more: see {FEEDBACK_HTML}.")
+    return "\n\n".join(parts)
+
+
+def function_scores(results: dict) -> dict[str, float]:
+    return {f: round(sum(t["score"] for t in results["tests"] if t["tags"][:1] == [f]), 4) for f in POINTS}
+
+
+def record_in_gradebook(gb, assignment_id: str, student: str, results: dict, timestamp: str | None) -> None:
+    """The function scores as manual scores of the task cells; what failed as auto comments."""
+    gb.update_or_create_student(student)
+    kwargs = {"timestamp": timestamp} if timestamp else {}
+    gb.update_or_create_submission(assignment_id, student, **kwargs)
+    for function, score in function_scores(results).items():
+        grade = gb.find_grade(cell_name(function), POINTS_NOTEBOOK, assignment_id, student)
+        grade.manual_score = score
+        grade.needs_manual_grade = False
+        comment = gb.find_comment(cell_name(function), POINTS_NOTEBOOK, assignment_id, student)
+        comment.auto_comment = _function_comment(results["tests"], function)
+    gb.db.commit()
+
+
+def feedback_html(markdown_text: str, title: str) -> str:
+    """Our feedback.md as a standalone HTML page (raw HTML in the Markdown is escaped)."""
+    from jinja2 import Environment
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+    template = Environment(autoescape=True).from_string(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{{ title }}</title>\n"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.4}"
+        "pre{background:#f6f8fa;padding:.6em;overflow-x:auto}code{font-size:90%}</style></head>\n"
+        "<body>\n{{ body }}\n</body></html>\n"
+    )
+    from markupsafe import Markup
+
+    return template.render(title=title, body=Markup(body))
+
+
+def _released_points_notebook(coursedir, assignment_id: str) -> Path:
+    released = Path(coursedir.format_path(coursedir.release_directory, ".", assignment_id)) / f"{POINTS_NOTEBOOK}.ipynb"
+    if released.is_file():
+        return released
+    return Path(coursedir.format_path(coursedir.source_directory, ".", assignment_id)) / f"{POINTS_NOTEBOOK}.ipynb"
+
+
+def fill_autograded(coursedir, gb, assignment_id: str, item: Collected, feedback_page: str) -> Path:
+    """autograded/<student>/<assignment>/ as nbgrader's autograde would leave it, but with the
+    student's own files, the released points notebook, and our feedback page."""
+    import nbformat
+
+    dest = Path(coursedir.format_path(coursedir.autograded_directory, item.student, assignment_id))
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    assignment_row = gb.find_assignment(assignment_id)
+    known_notebooks = {nb.name: nb for nb in assignment_row.notebooks}
+    for path in sorted(item.folder.rglob("*")):
+        relative = path.relative_to(item.folder)
+        if not path.is_file() or path.is_symlink() or any(part in IGNORED for part in relative.parts):
+            continue
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".ipynb" and len(relative.parts) == 1:
+            notebook = known_notebooks.get(path.stem)
+            if notebook is None or path.stem == POINTS_NOTEBOOK:
+                continue  # a notebook the gradebook does not know would stop nbgrader's feedback
+            try:
+                nb = nbformat.read(str(path), as_version=4)
+            except Exception:  # noqa: BLE001 - a broken notebook: fall back to the released one
+                continue
+            known_cells = {c.name for c in notebook.grade_cells} | {c.name for c in notebook.solution_cells} | {c.name for c in notebook.task_cells}
+            for cell in nb.cells:
+                meta = cell.get("metadata", {}).get("nbgrader")
+                if meta and meta.get("grade_id") not in known_cells:
+                    del cell.metadata["nbgrader"]
+            nbformat.write(nb, str(target))
+        else:
+            shutil.copyfile(path, target)
+    # notebooks the student did not hand in: the released version (so feedback still shows them)
+    release = Path(coursedir.format_path(coursedir.release_directory, ".", assignment_id))
+    for name in known_notebooks:
+        if name != POINTS_NOTEBOOK and not (dest / f"{name}.ipynb").exists() and (release / f"{name}.ipynb").is_file():
+            shutil.copyfile(release / f"{name}.ipynb", dest / f"{name}.ipynb")
+    shutil.copyfile(_released_points_notebook(coursedir, assignment_id), dest / f"{POINTS_NOTEBOOK}.ipynb")
+    (dest / FEEDBACK_HTML).write_text(feedback_page, encoding="utf-8")
+    return dest
+
+
+def _timestamp(folder: Path) -> str | None:
+    try:
+        return (folder / "timestamp.txt").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _previous(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if "extra_data" in data and "tests" in data else None
+    except (OSError, ValueError):
+        return None
+
+
+def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, students: list[str] | None = None,
+              model: str | None = None, limits=None, regrade: bool = False, feedback: bool = True,
+              console=None) -> dict[str, dict]:
+    """Grade the collected submissions of `assignment_id`; returns {student: outcome}.
+
+    An outcome holds ``score`` (None when grading failed), ``status`` and ``feedback``
+    (whether nbgrader's feedback was generated). One failing submission never stops the rest.
+    """
+    from nbgrader.api import Gradebook
+    from rich.console import Console
+
+    from . import report
+    from .batch import file_digest
+
+    console = console or Console()
+    course = course.resolve()
+    coursedir, config = load_coursedir(course)
+    items = collected(coursedir, assignment_id)
+    if students:
+        unknown = sorted(set(students) - {i.student for i in items})
+        if unknown:
+            raise RuntimeError(f"nothing collected for {', '.join(unknown)} in {coursedir.submitted_directory}/ (run `nbgrader collect` first)")
+        items = [i for i in items if i.student in students]
+    out_root = course / OUTPUT_DIR / assignment_id
+    model_name = models.resolve_model_name(model)
+    outcomes: dict[str, dict] = {}
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        check_gradebook(gb, assignment_id)
+        grader = None
+        try:
+            for item in items:
+                target = out_root / item.student
+                digest = file_digest(item.folder / assignment.SUBMISSION_FILE)
+                results = _previous(target / "results.json")
+                reused = (results is not None and not regrade and results["extra_data"].get("submission_sha256") == digest
+                          and results["extra_data"].get("metadata", {}).get("model", {}).get("name") == model_name)
+                try:
+                    if not reused:
+                        if grader is None:
+                            from .grading import Grader
+
+                            with console.status(f"Loading {model_name} ..."):
+                                grader = Grader(model_name, limits)
+                        with console.status(f"Grading {item.student} ..."):
+                            result = grader.grade(item.folder, student=item.student)
+                        results = report.gradescope_results(result)
+                        results["extra_data"]["submission_sha256"] = digest
+                        report.write_json(target / "results.json", results)
+                        report.write_text(target / "feedback.md", report.feedback_markdown(result))
+                        if result.internal_errors:
+                            report.write_text(target / "grader-error.txt", "\n\n".join(result.internal_errors))
+                    markdown_text = (target / "feedback.md").read_text(encoding="utf-8")
+                    record_in_gradebook(gb, assignment_id, item.student, results, _timestamp(item.folder))
+                    fill_autograded(coursedir, gb, assignment_id, item,
+                                    feedback_html(markdown_text, f"Feedback for {item.student}: {assignment_id}"))
+                except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
+                    from .models import ModelUnavailableError
+
+                    if isinstance(error, ModelUnavailableError):
+                        raise
+                    gb.db.rollback()
+                    report.write_text(target / "grader-error.txt", traceback.format_exc())
+                    console.print(f"[red]{item.student}: not graded ({type(error).__name__}: {error}); "
+                                  f"details in {target / 'grader-error.txt'}[/]")
+                    outcomes[item.student] = {"score": None, "status": f"grader error: {type(error).__name__}", "feedback": False}
+                    continue
+                score = round(sum(function_scores(results).values()), 4)
+                outcomes[item.student] = {"score": score, "status": "unchanged, not regraded" if reused else "graded", "feedback": False}
+                console.print(f"{item.student}: {score:g} / {sum(POINTS.values())}" + (" (unchanged, not regraded)" if reused else ""))
+        finally:
+            if grader is not None:
+                grader.close()
+    rows = []
+    for student, outcome in outcomes.items():
+        results = _previous(out_root / student / "results.json")
+        rows.append(report.grades_row(results) if results and outcome["score"] is not None
+                    else {"student": student, "total": "", "status": outcome["status"]})
+    if rows:
+        report.write_grades_csv(out_root / "grades.csv", rows)
+    if feedback:
+        generate_feedback(config, assignment_id, [s for s, o in outcomes.items() if o["score"] is not None], outcomes, console)
+    return outcomes
+
+
+def generate_feedback(config, assignment_id: str, students: list[str], outcomes: dict, console) -> None:
+    """nbgrader's own generate_feedback, per graded student (forced: a regrade replaces it)."""
+    from nbgrader.apps import NbGraderAPI
+
+    api = NbGraderAPI(config=config)
+    for student in students:
+        answer = api.generate_feedback(assignment_id, student_id=student, force=True)
+        outcomes[student]["feedback"] = bool(answer.get("success"))
+        if not answer.get("success"):
+            console.print(f"[red]{student}: nbgrader could not generate the feedback:[/]\n{answer.get('error') or answer.get('log')}")
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def _default_course() -> Path:
+    return Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else DEFAULT_COURSE
+
+
+def _sync_command(args) -> int:
+    course = args.course or _default_course()
+    if args.check:
+        problems = sync_differences(course)
+        if problems:
+            print(f"{source_dir(course)} is out of sync with {ASSIGNMENT_DIR}:\n  " + "\n  ".join(problems)
+                  + "\nrun: python -m autograder.nbgrader_course sync", file=sys.stderr)
+            return 1
+        print(f"{source_dir(course)} is in sync with {ASSIGNMENT_DIR}")
+        return 0
+    changed = sync(course)
+    print(f"{source_dir(course)}: " + ("updated (" + "; ".join(changed) + ")" if changed else "already in sync"))
+    if changed:
+        print(f"next: cd {course} && nbgrader generate_assignment {assignment.ASSIGNMENT} --force")
+    return 0
+
+
+def _autograde_command(args) -> int:
+    from .sandbox.client import Limits
+
+    course = args.course or _default_course()
+    if not (course / "nbgrader_config.py").is_file():
+        print(f"error: {course} is not an nbgrader course folder (no nbgrader_config.py)", file=sys.stderr)
+        return 2
+    defaults = Limits()
+    limits = Limits(test_seconds=args.test_timeout or defaults.test_seconds,
+                    submission_seconds=args.submission_timeout or defaults.submission_seconds,
+                    memory_bytes=int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else defaults.memory_bytes)
+    try:
+        outcomes = autograde(course, assignment_id=args.assignment, students=args.student or None, model=args.model,
+                             limits=limits, regrade=args.regrade, feedback=not args.no_feedback)
+    except (RuntimeError, models.ModelUnavailableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failed = sorted(s for s, o in outcomes.items() if o["score"] is None or (not args.no_feedback and not o["feedback"]))
+    where = course / OUTPUT_DIR / args.assignment
+    print(f"{len(outcomes)} submissions; gradebook updated (`nbgrader export` for the CSV); per student: {where}/<student>/")
+    if not args.no_feedback:
+        print(f"feedback: {course}/feedback/<student>/{args.assignment}/ (`nbgrader release_feedback {args.assignment}` hands it out)")
+    if failed:
+        print(f"not graded or no feedback: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_sync(commands, name: str):
+    parser = commands.add_parser(name, help="copy assignments/basic_prompting into the nbgrader course's source (plus the points notebook)")
+    parser.add_argument("--course", type=Path, help="course folder (default: the current folder if it holds nbgrader_config.py, else the repository's course/)")
+    parser.add_argument("--check", action="store_true", help="only report whether the course's source is in sync (exit 1 if not)")
+    parser.set_defaults(handler=_sync_command)
+    return parser
+
+
+def _add_autograde(commands, name: str):
+    parser = commands.add_parser(name, help="grade collected nbgrader submissions with the hidden suites; fill the gradebook and feedback")
+    parser.add_argument("assignment", nargs="?", default=assignment.ASSIGNMENT, help="assignment name (default %(default)s)")
+    parser.add_argument("--course", type=Path, help="course folder (default: the current folder if it holds nbgrader_config.py, else the repository's course/)")
+    parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    parser.add_argument("--model", help=f"model: {models.DEFAULT_MODEL} (default), {models.TINY_MODEL} (offline) or a folder; default ${models.MODEL_ENV_VAR}")
+    parser.add_argument("--regrade", action="store_true", help="grade again even where decoding.py is unchanged since the last grading")
+    parser.add_argument("--no-feedback", action="store_true", help="do not run nbgrader's feedback generation")
+    parser.add_argument("--test-timeout", type=float, help="seconds per call into student code")
+    parser.add_argument("--submission-timeout", type=float, help="seconds for all calls of one submission")
+    parser.add_argument("--memory-limit-gb", type=float, help="memory beyond the shared model, GiB")
+    parser.set_defaults(handler=_autograde_command)
+    return parser
+
+
+def add_cli(commands) -> None:
+    """Register `nbgrader-sync` and `nbgrader-autograde` on `python -m autograder`'s subparsers."""
+    _add_sync(commands, "nbgrader-sync")
+    _add_autograde(commands, "nbgrader-autograde")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.nbgrader_course", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_sync(commands, "sync")
+    _add_autograde(commands, "autograde")
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
