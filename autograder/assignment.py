@@ -12,6 +12,7 @@ ASSIGNMENT = "basic_prompting"
 SUBMISSION_FILE = "decoding.py"
 SKELETON_PATH = REPO_ROOT / "assignments" / ASSIGNMENT / SUBMISSION_FILE
 REFERENCE_PATH = REPO_ROOT / "solutions" / ASSIGNMENT / SUBMISSION_FILE
+COURSE_MODEL_PATH = SKELETON_PATH.parent / "course_model.py"
 
 # The functions students implement, in the order the assignment introduces them.
 CONTRACT = (

@@ -38,6 +38,7 @@ import re
 import shutil
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,16 +199,23 @@ def check_gradebook(gb, assignment_id: str) -> None:
 
 
 def _function_comment(tests: list[dict], function: str) -> str:
-    """The task cell's comment: what failed in `function`, as escaped preformatted text."""
-    failing = [t for t in tests if t["tags"][:1] == [function] and t["status"] != "passed"]
+    """The task cell's comment: what failed in `function`, as escaped HTML (nbgrader's
+    feedback template renders comments as Markdown, which would pass raw HTML through)."""
+    mine = [t for t in tests if t["tags"][:1] == [function]]
+    failing = [t for t in mine if t["status"] != "passed"]
     if not failing:
         return "All tests passed."
-    parts = [f"{len(failing)} of {sum(t['tags'][:1] == [function] for t in tests)} tests failed."]
-    for test in failing[:MAX_FAILURES_PER_COMMENT]:
-        parts.append(f"<p><b>{html.escape(test['name'])}</b> ({test['score']:g} / {test['max_score']:.2f})</p>"
-                     f"<pre>{html.escape(test['output'])}</pre>")
-    if len(failing) > MAX_FAILURES_PER_COMMENT:
-        parts.append(f"... and {len(failing) - MAX_FAILURES_PER_COMMENT} more: see {FEEDBACK_HTML}.")
+    by_output: dict[str, list[dict]] = {}
+    for test in failing:
+        by_output.setdefault(test["output"], []).append(test)
+    parts = [f"{len(failing)} of {len(mine)} tests failed."]
+    for output, group in list(by_output.items())[:MAX_FAILURES_PER_COMMENT]:
+        names = ", ".join(html.escape(t["name"].removeprefix(f"{function}: ")) for t in group[:3])
+        more = f" and {len(group) - 3} more" if len(group) > 3 else ""
+        points = sum(t["max_score"] for t in group) - sum(t["score"] for t in group)
+        parts.append(f"<p><b>{names}</b>{more} (-{points:.2f} points)</p>\n<pre>{html.escape(output)}</pre>")
+    if len(by_output) > MAX_FAILURES_PER_COMMENT:
+        parts.append(f"<p>... and {len(by_output) - MAX_FAILURES_PER_COMMENT} other failures: see the full report below.</p>")
     return "\n\n".join(parts)
 
 
@@ -229,21 +237,37 @@ def record_in_gradebook(gb, assignment_id: str, student: str, results: dict, tim
     gb.db.commit()
 
 
-def feedback_html(markdown_text: str, title: str) -> str:
-    """Our feedback.md as a standalone HTML page (raw HTML in the Markdown is escaped)."""
-    from jinja2 import Environment
+def feedback_fragment(markdown_text: str) -> str:
+    """Our feedback.md as HTML. Raw HTML in it (a student's printed output, say) is escaped."""
     from markdown_it import MarkdownIt
 
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+
+
+def feedback_html(markdown_text: str, title: str) -> str:
+    """Our feedback.md as a standalone HTML page."""
+    from jinja2 import Environment
+    from markupsafe import Markup
+
     template = Environment(autoescape=True).from_string(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{{ title }}</title>\n"
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.4}"
         "pre{background:#f6f8fa;padding:.6em;overflow-x:auto}code{font-size:90%}</style></head>\n"
         "<body>\n{{ body }}\n</body></html>\n"
     )
-    from markupsafe import Markup
+    return template.render(title=title, body=Markup(feedback_fragment(markdown_text)))
 
-    return template.render(title=title, body=Markup(body))
+
+def _report_cell_source(markdown_text: str) -> str:
+    """A markdown cell's source that nbgrader's feedback template shows as our report.
+
+    The template runs cell sources through a Markdown renderer that passes raw HTML, so
+    the cell holds our already-escaped HTML as one HTML block: no blank line may end it
+    early (an empty line inside <pre> becomes a line holding only an entity for a space).
+    """
+    body = feedback_fragment(markdown_text)
+    body = "\n".join(line if line.strip() else "&#32;" for line in body.splitlines())
+    return f"<div class=\"autograder-report\">\n<h2>Full report on decoding.py</h2>\n{body}\n</div>"
 
 
 def _released_points_notebook(coursedir, assignment_id: str) -> Path:
@@ -253,9 +277,10 @@ def _released_points_notebook(coursedir, assignment_id: str) -> Path:
     return Path(coursedir.format_path(coursedir.source_directory, ".", assignment_id)) / f"{POINTS_NOTEBOOK}.ipynb"
 
 
-def fill_autograded(coursedir, gb, assignment_id: str, item: Collected, feedback_page: str) -> Path:
+def fill_autograded(coursedir, gb, assignment_id: str, item: Collected, feedback_markdown: str) -> Path:
     """autograded/<student>/<assignment>/ as nbgrader's autograde would leave it, but with the
-    student's own files, the released points notebook, and our feedback page."""
+    student's own files, and the released points notebook with our report appended, plus
+    that report as a page of its own."""
     import nbformat
 
     dest = Path(coursedir.format_path(coursedir.autograded_directory, item.student, assignment_id))
@@ -291,8 +316,12 @@ def fill_autograded(coursedir, gb, assignment_id: str, item: Collected, feedback
     for name in known_notebooks:
         if name != POINTS_NOTEBOOK and not (dest / f"{name}.ipynb").exists() and (release / f"{name}.ipynb").is_file():
             shutil.copyfile(release / f"{name}.ipynb", dest / f"{name}.ipynb")
-    shutil.copyfile(_released_points_notebook(coursedir, assignment_id), dest / f"{POINTS_NOTEBOOK}.ipynb")
-    (dest / FEEDBACK_HTML).write_text(feedback_page, encoding="utf-8")
+    points = nbformat.read(str(_released_points_notebook(coursedir, assignment_id)), as_version=4)
+    report_cell = nbformat.v4.new_markdown_cell(_report_cell_source(feedback_markdown))
+    report_cell.id = "autograder-report"
+    points.cells.append(report_cell)
+    nbformat.write(points, str(dest / f"{POINTS_NOTEBOOK}.ipynb"))
+    (dest / FEEDBACK_HTML).write_text(feedback_html(feedback_markdown, f"Feedback for {item.student}: {assignment_id}"), encoding="utf-8")
     return dest
 
 
@@ -321,6 +350,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
     """
     from nbgrader.api import Gradebook
     from rich.console import Console
+    from sqlalchemy.exc import SAWarning
 
     from . import report
     from .batch import file_digest
@@ -337,6 +367,8 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
     out_root = course / OUTPUT_DIR / assignment_id
     model_name = models.resolve_model_name(model)
     outcomes: dict[str, dict] = {}
+    # nbgrader's own add_submission trips SQLAlchemy's autoflush warnings; they are noise here.
+    warnings.filterwarnings("ignore", category=SAWarning)
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         check_gradebook(gb, assignment_id)
         grader = None
@@ -364,8 +396,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                             report.write_text(target / "grader-error.txt", "\n\n".join(result.internal_errors))
                     markdown_text = (target / "feedback.md").read_text(encoding="utf-8")
                     record_in_gradebook(gb, assignment_id, item.student, results, _timestamp(item.folder))
-                    fill_autograded(coursedir, gb, assignment_id, item,
-                                    feedback_html(markdown_text, f"Feedback for {item.student}: {assignment_id}"))
+                    fill_autograded(coursedir, gb, assignment_id, item, markdown_text)
                 except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
                     from .models import ModelUnavailableError
 
