@@ -16,12 +16,14 @@ Two commands (see docs/TA_GUIDE.md for the whole workflow):
   - writes each function's points as the ``manual_score`` of its task cell (a manual
     score survives a stray ``nbgrader autograde``, which rewrites only ``auto_score``) and
     what failed as the cell's ``auto_comment`` (a TA's own comment still wins),
-  - fills ``autograded/<student>/basic_prompting/`` the way nbgrader's autograde would
-    (the student's files, the released points notebook, our ``decoding_feedback.html``),
+  - fills ``autograded/<student>/basic_prompting/`` the way nbgrader's autograde would:
+    the student's own files (notebooks with unknown nbgrader metadata stripped), the
+    released points notebook with our full report appended as a last cell, and that
+    report as a page of its own (``decoding_feedback.html``),
   - runs nbgrader's feedback generation for the graded students, so
-    ``feedback/<student>/basic_prompting/`` holds ``decoding_points.html`` (scores and
-    comments per function) and ``decoding_feedback.html``, ready for
-    ``nbgrader release_feedback``,
+    ``feedback/<student>/basic_prompting/`` holds ``decoding_points.html`` (score and
+    comment per function, then the full report: what students get from
+    ``nbgrader release_feedback`` / ``fetch_feedback``) and ``decoding_feedback.html``,
   - keeps the raw results (``results.json``, ``feedback.md``) for TAs in
     ``grading-output/basic_prompting/<student>/`` with a ``grades.csv``.
 
@@ -368,8 +370,8 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
     model_name = models.resolve_model_name(model)
     outcomes: dict[str, dict] = {}
     # nbgrader's own add_submission trips SQLAlchemy's autoflush warnings; they are noise here.
-    warnings.filterwarnings("ignore", category=SAWarning)
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+    with warnings.catch_warnings(), Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        warnings.simplefilter("ignore", SAWarning)
         check_gradebook(gb, assignment_id)
         grader = None
         try:
@@ -381,11 +383,14 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                           and results["extra_data"].get("metadata", {}).get("model", {}).get("name") == model_name)
                 try:
                     if not reused:
+                        (target / "grader-error.txt").unlink(missing_ok=True)
                         if grader is None:
                             from .grading import Grader
 
                             with console.status(f"Loading {model_name} ..."):
                                 grader = Grader(model_name, limits)
+                            if hasattr(grader, "hidden_paths"):  # the course: others' code, grades, feedback
+                                grader.hidden_paths.append(course)
                         with console.status(f"Grading {item.student} ..."):
                             result = grader.grade(item.folder, student=item.student)
                         results = report.gradescope_results(result)

@@ -1,0 +1,359 @@
+"""A Gradescope autograder for the assignment: build the zip, and run it inside Gradescope.
+
+``build_bundle(out_zip, model)`` (``python -m autograder gradescope --out autograder.zip``)
+writes a zip that Gradescope's "Zip file upload" accepts:
+
+* ``setup.sh`` - run once, as root, when Gradescope builds the image: Python >= 3.11 in a
+  venv at /autograder/venv, torch 2.13.0 (CPU build, first), this project with the pinned
+  versions of ``constraints/transformers4.txt``, and the model (the real one with
+  ``huggingface-cli download Qwen/Qwen3-0.6B-Base``; the offline ones are built).
+* ``run_autograder`` - run for every submission: grades
+  ``/autograder/submission/decoding.py`` with our `Grader` and writes
+  ``/autograder/results/results.json`` (``report.gradescope_results``).
+* the project: ``autograder/`` (engine and hidden suites), ``solutions/`` (the reference),
+  ``assignments/``, ``constraints/``, ``pyproject.toml``; and ``bundle.json`` (model, limits).
+
+Every path hangs off ``AUTOGRADER_ROOT`` (default ``/autograder``), so a test can mimic
+Gradescope in a temporary folder; ``AUTOGRADER_PYTHON`` picks the interpreter (default the
+venv that setup.sh made).
+
+How student code is kept apart: run_autograder runs as root (as Gradescope starts it),
+and the grader forks every submission into a worker that drops to an unprivileged uid and
+hides the reference and the hidden suites where the container allows it (see
+``autograder/sandbox/isolation.py``; the isolation in force is printed to the TA-only
+stdout and recorded in results.json's ``extra_data``). setup.sh also makes the reference
+and the suites readable by root only. The grading itself runs in a child process: if it
+dies, run_autograder still writes a results.json that says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from . import assignment, models
+
+ROOT_ENV_VAR = "AUTOGRADER_ROOT"
+PYTHON_ENV_VAR = "AUTOGRADER_PYTHON"
+DEFAULT_ROOT = Path("/autograder")
+TORCH_VERSION = "2.13.0"
+TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+CONSTRAINTS = "constraints/transformers4.txt"
+OFFLINE_MODELS = (models.TINY_MODEL, models.SHAPED_MODEL)
+# What the bundle holds, relative to the repository (folders are copied without caches).
+BUNDLED = ("pyproject.toml", "README.md", "autograder", "solutions/" + assignment.ASSIGNMENT,
+           "assignments/" + assignment.ASSIGNMENT, "constraints")
+SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".DS_Store")
+# Extra seconds beyond the submission's own time budget: model loading and bookkeeping.
+STARTUP_SECONDS = 900
+
+SETUP_SH = r"""#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image; the zip is
+# unpacked in $ROOT/source. Choose Gradescope's Ubuntu 24.04 base image (Python 3.12);
+# on older images this tries python3.11 from apt.
+set -euo pipefail
+ROOT=${AUTOGRADER_ROOT:-/autograder}
+SOURCE="$ROOT/source"
+VENV="$ROOT/venv"
+MODEL=__MODEL__
+export HF_HOME="$ROOT/hf-home" AUTOGRADER_CACHE="$ROOT/model-cache"
+
+if command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q python3 python3-venv python3-pip ca-certificates
+fi
+PYTHON=python3
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  apt-get install -y -q python3.11 python3.11-venv && PYTHON=python3.11 || {
+    echo "Python >= 3.11 is needed: pick the Ubuntu 24.04 base image in Gradescope's autograder settings" >&2; exit 1; }
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+# torch first, pinned and from the CPU index: an unpinned torch is a multi-GB CUDA build.
+"${pip[@]}" install "torch==__TORCH__" --index-url __TORCH_INDEX__
+"${pip[@]}" install -c "$SOURCE/__CONSTRAINTS__" -e "$SOURCE"
+
+# The model, into $HF_HOME (hub models) or $AUTOGRADER_CACHE (the offline stand-ins).
+case "$MODEL" in
+  __OFFLINE__) ;;
+  *) "$VENV/bin/huggingface-cli" download "$MODEL" --include "*.json" "*.safetensors" "*.txt" "*.model" ;;
+esac
+PYTHONPATH="$SOURCE" "$VENV/bin/python" -c "import sys; from autograder import models; print('model ready:', models.model_path(sys.argv[1]))" "$MODEL"
+mkdir -p "$HF_HOME" "$AUTOGRADER_CACHE"
+chmod -R a+rX "$HF_HOME" "$AUTOGRADER_CACHE"
+
+# The reference and the hidden suites: root only (student code runs under another uid).
+chmod -R go-rwx "$SOURCE/solutions" "$SOURCE/autograder/suites"
+echo "autograder ready (model $MODEL)"
+"""
+
+RUN_AUTOGRADER = r"""#!/usr/bin/env bash
+# Gradescope runs this, as root, for every submission: it grades
+# $ROOT/submission/decoding.py and writes $ROOT/results/results.json.
+set -uo pipefail
+ROOT=${AUTOGRADER_ROOT:-/autograder}
+PYTHON=${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}
+export PYTHONPATH="$ROOT/source${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HOME=${HF_HOME:-$ROOT/hf-home} AUTOGRADER_CACHE=${AUTOGRADER_CACHE:-$ROOT/model-cache}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+cd "$ROOT/source"
+exec "$PYTHON" -m autograder.gradescope run --root "$ROOT"
+"""
+
+
+# -- building the zip ---------------------------------------------------------------------
+
+
+def _files(repo: Path) -> list[Path]:
+    found = []
+    for name in BUNDLED:
+        path = repo / name
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found += [p for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()
+                      and not any(part in SKIPPED_PARTS for part in p.relative_to(repo).parts) and p.suffix != ".pyc"]
+        else:
+            raise FileNotFoundError(f"the bundle needs {path}, which is missing")
+    return found
+
+
+def _script(template: str, model: str) -> str:
+    return (template.replace("__MODEL__", shlex.quote(model)).replace("__TORCH__", TORCH_VERSION)
+            .replace("__TORCH_INDEX__", TORCH_INDEX).replace("__CONSTRAINTS__", CONSTRAINTS)
+            .replace("__OFFLINE__", "|".join(OFFLINE_MODELS)))
+
+
+def build_bundle(out_zip: Path, model: str, limits=None) -> Path:
+    """Write Gradescope's autograder zip for grading with `model` (a hub id or an offline name)."""
+    from .sandbox.client import Limits
+
+    if Path(model).is_dir():
+        raise ValueError(f"{model} is a local folder; the bundle needs a hub id (downloaded by setup.sh) "
+                         f"or one of {', '.join(OFFLINE_MODELS)}")
+    limits = limits or Limits()
+    repo = assignment.REPO_ROOT
+    info = {
+        "assignment": assignment.ASSIGNMENT,
+        "model": model,
+        "limits": dataclasses.asdict(limits),
+        "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "commit": _git_commit(repo),
+    }
+    out_zip = Path(out_zip)
+    out_zip.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out_zip.with_suffix(out_zip.suffix + ".tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, text in (("setup.sh", _script(SETUP_SH, model)), ("run_autograder", _script(RUN_AUTOGRADER, model))):
+            entry = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+            entry.external_attr = (0o100755 << 16)  # executable, as Gradescope expects
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(entry, text)
+        bundle.writestr("bundle.json", json.dumps(info, indent=2) + "\n")
+        for path in _files(repo):
+            bundle.write(path, path.relative_to(repo).as_posix())
+    os.replace(temporary, out_zip)
+    return out_zip
+
+
+def _git_commit(repo: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# -- inside Gradescope ----------------------------------------------------------------------
+
+
+def find_submission(folder: Path) -> Path | None:
+    """decoding.py at the top of the submission, or the only one below it (a zipped folder)."""
+    if (folder / assignment.SUBMISSION_FILE).is_file():
+        return folder / assignment.SUBMISSION_FILE
+    found = [p for p in folder.rglob(assignment.SUBMISSION_FILE)
+             if p.is_file() and "__MACOSX" not in p.parts and not p.name.startswith("._")]
+    return found[0] if len(found) == 1 else None
+
+
+def error_results(message: str, execution_time: float = 0.0) -> dict:
+    """results.json when no grading happened: the student sees why; no test, no points."""
+    return {"score": 0.0, "execution_time": int(round(execution_time)), "output": message,
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
+
+
+def checked_results(data: dict) -> dict:
+    """The grading child's results, checked against the schema; the total is recomputed."""
+    tests = data["tests"]
+    if not isinstance(tests, list) or not tests:
+        raise ValueError("no tests in the results")
+    for test in tests:
+        for key in ("name", "score", "max_score", "status", "output", "visibility", "tags"):
+            if key not in test:
+                raise ValueError(f"test without {key}: {test.get('name')}")
+        if not 0 <= float(test["score"]) <= float(test["max_score"]) + 1e-9:
+            raise ValueError(f"test score outside [0, max_score]: {test['name']}")
+    data["score"] = round(sum(float(t["score"]) for t in tests), 4)
+    data["execution_time"] = int(data.get("execution_time", 0))
+    return data
+
+
+def run(root: Path) -> int:
+    """Grade root/submission and write root/results/results.json (always, whatever happens)."""
+    from . import report
+
+    started = time.monotonic()
+    try:
+        return _run(root, started)
+    except Exception:  # noqa: BLE001 - Gradescope must get a results.json in every case
+        import traceback
+
+        traceback.print_exc(file=sys.stdout)
+        report.write_json(root / "results" / "results.json", error_results(
+            "The autograder could not grade this submission (an error in the grader, not necessarily in your "
+            "code). Your course staff can see the details; please tell them.", time.monotonic() - started))
+        return 0
+
+
+def _run(root: Path, started: float) -> int:
+    from . import report
+
+    results_path = root / "results" / "results.json"
+    info = json.loads((root / "source" / "bundle.json").read_text())
+    submission = find_submission(root / "submission")
+    if submission is None:
+        report.write_json(results_path, error_results(
+            f"No {assignment.SUBMISSION_FILE} found in your submission (or more than one). "
+            f"Upload the file {assignment.SUBMISSION_FILE} itself."))
+        print(f"no single {assignment.SUBMISSION_FILE} below {root / 'submission'}")
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="autograder-run-"))
+    try:
+        folder = work / "submission"
+        folder.mkdir()
+        shutil.copyfile(submission, folder / assignment.SUBMISSION_FILE)
+        out = work / "out" / "results.json"
+        out.parent.mkdir()
+        limits = info.get("limits", {})
+        timeout = float(limits.get("submission_seconds", 900)) + STARTUP_SECONDS
+        command = [sys.executable, "-m", "autograder.gradescope", "grade-one", str(folder), "--out", str(out),
+                   "--model", info["model"], "--limits", json.dumps(limits), "--hide", str(root / "results"), "--hide", str(work / "out")]
+        try:
+            child = subprocess.run(command, cwd=work, timeout=timeout, stdin=subprocess.DEVNULL)
+            code = child.returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+        try:
+            results = checked_results(json.loads(out.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"grading failed (exit {code}): {type(error).__name__}: {error}")
+            results = error_results("The autograder could not grade this submission (an error in the grader, not "
+                                    "necessarily in your code). Your course staff can see the details; please tell them.",
+                                    time.monotonic() - started)
+        report.write_json(results_path, results)
+        print(f"score {results['score']:g}; results: {results_path}")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def grade_one(folder: Path, out: Path, model: str, limits: dict, hide: list[Path]) -> int:
+    """The grading child: grade `folder`, write results.json to `out`; TA notes on stdout."""
+    from . import report
+    from .grading import Grader
+    from .sandbox.client import Limits
+
+    known = {f.name for f in dataclasses.fields(Limits)}
+    with Grader(model, Limits(**{k: v for k, v in limits.items() if k in known})) as grader:
+        if hasattr(grader, "hidden_paths"):
+            grader.hidden_paths += [p.resolve() for p in hide]
+        result = grader.grade(folder, student="submission")
+    results = report.gradescope_results(result)
+    report.write_json(out, results)
+    # stdout is shown to instructors only (stdout_visibility: hidden)
+    print(f"graded with {result.metadata.get('model', {}).get('name')}: {result.score:g} / {result.max_score:g}")
+    print(f"isolation: {results.get('extra_data', {}).get('isolation')}")
+    for error in result.internal_errors:
+        print(f"grader error: {error}")
+    return 0
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def _build_command(args) -> int:
+    from .sandbox.client import Limits
+
+    defaults = Limits()
+    limits = Limits(test_seconds=args.test_timeout or defaults.test_seconds,
+                    submission_seconds=args.submission_timeout or defaults.submission_seconds,
+                    memory_bytes=int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else defaults.memory_bytes)
+    model = models.resolve_model_name(args.model)
+    try:
+        path = build_bundle(args.out, model, limits)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{path}: Gradescope autograder for {assignment.ASSIGNMENT}, model {model} "
+          f"({path.stat().st_size / 1e6:.1f} MB). Upload it under Configure Autograder -> Zip file upload.")
+    return 0
+
+
+def _run_command(args) -> int:
+    return run(Path(args.root or os.environ.get(ROOT_ENV_VAR) or DEFAULT_ROOT))
+
+
+def _grade_one_command(args) -> int:
+    return grade_one(args.submission, args.out, args.model, json.loads(args.limits), args.hide or [])
+
+
+def _add_build(commands, name: str):
+    parser = commands.add_parser(name, help="build the Gradescope autograder zip (setup.sh, run_autograder, the project)")
+    parser.add_argument("--out", type=Path, default=Path("autograder.zip"), help="where the zip goes (default %(default)s)")
+    parser.add_argument("--model", help=f"model Gradescope grades with: {models.DEFAULT_MODEL} (default) or {models.TINY_MODEL} "
+                                        f"(offline, for trying the workflow); default ${models.MODEL_ENV_VAR}")
+    parser.add_argument("--test-timeout", type=float, help="seconds per call into student code")
+    parser.add_argument("--submission-timeout", type=float, help="seconds for all calls of one submission")
+    parser.add_argument("--memory-limit-gb", type=float, help="memory beyond the shared model, GiB")
+    parser.set_defaults(handler=_build_command)
+    return parser
+
+
+def add_cli(commands) -> None:
+    """Register `gradescope` (build the zip) on `python -m autograder`'s subparsers."""
+    _add_build(commands, "gradescope")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.gradescope", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_build(commands, "build")
+    run_parser = commands.add_parser("run", help="inside Gradescope (run_autograder calls it): grade the submission")
+    run_parser.add_argument("--root", type=Path, help=f"Gradescope's folder (default ${ROOT_ENV_VAR} or {DEFAULT_ROOT})")
+    run_parser.set_defaults(handler=_run_command)
+    one = commands.add_parser("grade-one", help="internal: the grading child process of `run`")
+    one.add_argument("submission", type=Path)
+    one.add_argument("--out", type=Path, required=True)
+    one.add_argument("--model", required=True)
+    one.add_argument("--limits", default="{}")
+    one.add_argument("--hide", type=Path, action="append", help="a folder student code must not see")
+    one.set_defaults(handler=_grade_one_command)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
