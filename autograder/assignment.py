@@ -13,6 +13,8 @@ SUBMISSION_FILE = "decoding.py"
 SKELETON_PATH = REPO_ROOT / "assignments" / ASSIGNMENT / SUBMISSION_FILE
 REFERENCE_PATH = REPO_ROOT / "solutions" / ASSIGNMENT / SUBMISSION_FILE
 COURSE_MODEL_PATH = SKELETON_PATH.parent / "course_model.py"
+# Folders a student's worker must not see (where the OS allows hiding them).
+HIDDEN_FROM_STUDENTS = (REPO_ROOT / "solutions", REPO_ROOT / "autograder" / "suites", REPO_ROOT / "tests")
 
 # The functions students implement, in the order the assignment introduces them.
 CONTRACT = (

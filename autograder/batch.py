@@ -62,6 +62,7 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
     console = console or Console()
     out_dir.mkdir(parents=True, exist_ok=True)
     submissions = discover(root)
+    grader.hidden_paths += [Path(out_dir).resolve(), Path(root).resolve()]  # others' results and code
     rows = []
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:

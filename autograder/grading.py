@@ -115,6 +115,9 @@ class Grader:
         self.reference = assignment.load_reference()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model["path"], **_tokenizer_quirks())
         self._work_dir = Path(work_dir or tempfile.mkdtemp(prefix="autograder-"))
+        # Folders student code must not see besides the project's own (grading output,
+        # other students' submissions); batch grading adds its folders here.
+        self.hidden_paths: list[Path] = [self._work_dir]
         self._reference_worker: Worker | None = None
         self.reference_cache: dict[str, object] = {}
 
@@ -190,7 +193,8 @@ class Grader:
         started = time.monotonic()
         path = submission_dir / assignment.SUBMISSION_FILE
         scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=self._work_dir))
-        worker = Worker(self.zygote, path, scratch / "worker", limits=self.limits, helper=self.reference_helper)
+        worker = Worker(self.zygote, path, scratch / "worker", limits=self.limits, helper=self.reference_helper,
+                        hidden_paths=tuple(self.hidden_paths))
         if path.is_file():
             import_report = worker.start()
         else:
@@ -204,7 +208,7 @@ class Grader:
             student=student,
             submission=str(submission_dir),
             tests=sorted(session.results, key=lambda t: assignment.CONTRACT.index(t.function)),
-            metadata=self.metadata(),
+            metadata=self.metadata() | {"isolation": import_report.get("isolation", {})},
             import_report=import_report,
             printed=worker.output() if path.is_file() else {},
             internal_errors=session.internal_errors,

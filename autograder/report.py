@@ -19,6 +19,17 @@ ISOLATION_NOTE = (
 )
 
 
+def isolation_text(result: SubmissionResult) -> str:
+    """One sentence on the OS isolation that was in force, for TAs and the record."""
+    iso = result.metadata.get("isolation") or {}
+    if not iso:
+        return ISOLATION_NOTE
+    parts = [f"user: {iso.get('user')}", f"network: {iso.get('network')}", f"processes: {iso.get('processes', 'unlimited')}",
+             f"hidden folders: {len(iso.get('hidden_paths', []))}"]
+    degraded = f" Isolation degraded: {iso['degraded']}." if iso.get("degraded") else ""
+    return f"{ISOLATION_NOTE} OS isolation: {'; '.join(parts)}.{degraded}"
+
+
 def _import_problem(result: SubmissionResult) -> str | None:
     report = result.import_report
     if report.get("ok"):
@@ -62,7 +73,7 @@ def gradescope_results(result: SubmissionResult) -> dict:
             }
             for test in result.tests
         ],
-        "extra_data": {"student": result.student, "metadata": result.metadata, "isolation": ISOLATION_NOTE},
+        "extra_data": {"student": result.student, "metadata": result.metadata, "isolation": isolation_text(result)},
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -103,6 +104,7 @@ class Zygote:
             raise RuntimeError(f"loading {model_name!r} failed: {header.get('type')}: {header.get('message')}")
         self.model = header["model"]
         self.versions = header["versions"]
+        self.sandbox_uid = header.get("sandbox_uid")
 
     def spawn(self, spec: dict) -> tuple[int, socket.socket]:
         ours, theirs = socket.socketpair()
@@ -117,6 +119,12 @@ class Zygote:
         wire.send_message(self.control, {"op": "status", "pid": pid, "wait": wait})
         header, _ = wire.recv_message(self.control, deadline=time.monotonic() + wait + 30)
         return header
+
+    def sweep(self) -> None:
+        """Kill whatever processes a submission left behind (where isolation allows it)."""
+        socket.send_fds(self.control, [b"F"], [])
+        wire.send_message(self.control, {"op": "sweep"})
+        wire.recv_message(self.control, deadline=time.monotonic() + 30)
 
     def close(self) -> None:
         try:
@@ -139,6 +147,7 @@ class Worker:
     limits: Limits = field(default_factory=Limits)
     trusted: bool = False
     helper: Callable[[str, list, dict], object] | None = None  # answers swapped-helper calls
+    hidden_paths: tuple[Path, ...] = ()  # folders covered up for this worker, beyond the project's own
     pid: int | None = None
     import_report: dict | None = None
     used_seconds: float = 0.0
@@ -147,14 +156,17 @@ class Worker:
     def start(self) -> dict:
         """Fork the worker and import the module; returns the import report."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.output_dir))
+        # Outside every hidden folder: the worker mounts a private tmpfs on it.
+        scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-"))
+        self._scratch = scratch
         spec = {
             "module_path": str(Path(self.module_path).resolve()),
             "module_name": "decoding",
             "contract": list(assignment.CONTRACT),
             "output_dir": str(self.output_dir),
             "scratch_dir": str(scratch),
-            "hidden_paths": [str(assignment.REPO_ROOT)],
+            "repo_root": str(assignment.REPO_ROOT),
+            "hidden_paths": [str(p) for p in (*assignment.HIDDEN_FROM_STUDENTS, *self.hidden_paths)],
             "trusted": self.trusted,
             "threads": self.limits.threads or os.cpu_count() or 1,
             "limits": {"memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.output_bytes},
@@ -260,6 +272,13 @@ class Worker:
 
     def close(self) -> None:
         self.kill()
+        try:
+            self.zygote.sweep()  # processes it left behind, even outside its process group
+        except (OSError, wire.WireError, TimeoutError):
+            pass  # the model process is gone; the grader restarts it
+        scratch = getattr(self, "_scratch", None)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def output(self, limit: int = 4000) -> dict[str, str]:
         """What the submission printed (the first `limit` characters of each stream)."""

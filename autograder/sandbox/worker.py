@@ -49,8 +49,12 @@ def main() -> None:
         sys.exit(1)
     import transformers
 
+    from .isolation import claim_sandbox_uid
+
+    sandbox_uid = claim_sandbox_uid()
     wire.send_message(control, {
         "op": "ready",
+        "sandbox_uid": sandbox_uid,
         "pid": os.getpid(),
         "model": dataclasses.asdict(info),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "python": sys.version.split()[0]},
@@ -89,6 +93,11 @@ def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
                     os._exit(0)
             os.close(fds[0])
             wire.send_message(control, {"op": "spawned", "pid": pid})
+        elif header["op"] == "sweep":
+            from .isolation import sweep
+
+            sweep()
+            wire.send_message(control, {"op": "swept"})
         elif header["op"] == "status":
             pid, deadline = header["pid"], time.monotonic() + float(header.get("wait", 1.0))
             while pid not in statuses and time.monotonic() < deadline:
@@ -136,17 +145,28 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
     os.setsid()  # own process group: the grading process can kill it and all it started
     import torch
 
+    from . import isolation, stubs  # noqa: F401 - import now: the source may be hidden below
+
     _redirect_output(spec["output_dir"])
+    try:
+        with open(spec["module_path"], "rb") as handle:  # read before privileges are dropped
+            source = handle.read()
+    except OSError:
+        source = None
+    isolation_report = {"user": "trusted reference worker"} if spec.get("trusted") else isolation.isolate(
+        spec.get("hidden_paths", []), spec["scratch_dir"])
     os.chdir(spec["scratch_dir"])
-    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) not in spec.get("hidden_paths", [])]
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != spec.get("repo_root")]
     sys.path.insert(0, os.path.dirname(spec["module_path"]))
     _apply_limits(spec.get("limits", {}))
     torch.set_num_threads(int(spec.get("threads") or 1))
-    sys.stdout = open(1, "w", closefd=False, errors="replace")  # noqa: SIM115
-    sys.stderr = open(2, "w", closefd=False, errors="replace")  # noqa: SIM115
+    # Line-buffered: the worker ends with os._exit, which flushes nothing.
+    sys.stdout = open(1, "w", closefd=False, errors="replace", buffering=1)  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False, errors="replace", buffering=1)  # noqa: SIM115
 
-    module, report = _import_submission(spec["module_path"], spec.get("module_name", "decoding"), spec.get("contract", []))
-    wire.send_message(sock, {"op": "imported", **report})
+    module, report = _import_submission(spec["module_path"], source, spec.get("module_name", "decoding"), spec.get("contract", []))
+    _flush()
+    wire.send_message(sock, {"op": "imported", "isolation": isolation_report, **report})
     if module is None:
         return
     originals = {name: getattr(module, name, None) for name in spec.get("contract", [])}
@@ -163,21 +183,37 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
             return
         if header.get("op") == "call":
             _serve_call(sock, module, originals, refs, header, blobs, spec)
+            _flush()
         elif header.get("op") == "logits" and spec.get("trusted"):
             _serve_logits(sock, model, header, blobs)
         else:
             return
 
 
-def _import_submission(path: str, name: str, contract: list[str]):
-    import importlib.util
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - a submission may have replaced or closed them
+            pass
+
+
+def _import_submission(path: str, source: bytes | None, name: str, contract: list[str]):
+    """Run the submission's source as module `name` (from memory: the file itself may be
+    unreadable once privileges are dropped)."""
+    import linecache
+    import types
 
     started = time.perf_counter()
     try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
+        if source is None:
+            raise FileNotFoundError(f"cannot read {os.path.basename(path)}")
+        text = source.decode("utf-8", errors="replace")
+        linecache.cache[path] = (len(text), None, text.splitlines(True), path)  # tracebacks show its lines
+        module = types.ModuleType(name)
+        module.__file__ = path
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - this is what a worker is for
     except BaseException as error:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... all count
         return None, {"ok": False, "error": _describe_error(error, path)}
     missing = [fn for fn in contract if not callable(module.__dict__.get(fn))]

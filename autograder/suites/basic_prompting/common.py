@@ -48,6 +48,11 @@ def check_ids(grading, called: str, prompt: str, got, expected: list[int], *, gr
     if got == expected:
         return
     tok = grading.tokenizer
+    vocab = int(grading.logits(grading.prompt_ids(prompt))[-1].numel())
+    invalid = [i for i in got if not 0 <= i < vocab]
+    if invalid:
+        raise mismatch(called, f"{abbreviate(expected)} = {tok.decode(expected)!r}", abbreviate(got),
+                       f"{invalid[0]} is not a token id (ids run from 0 to {vocab - 1})")
     prompt_ids = grading.prompt_ids(prompt)
     step = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
     if step < len(got) and step < len(expected):

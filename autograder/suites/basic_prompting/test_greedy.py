@@ -54,10 +54,11 @@ def test_zero_new_tokens(grading):
 
 @pytest.mark.grades("greedy_decode", weight=1)
 def test_returns_a_list_of_python_ints(grading):
-    """Returns a list of Python ints"""
+    """Returns the right ids as a list of Python ints"""
     prompt = PROMPTS[0]
+    called = call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 3), {})
     got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, 3)
+    check_ids(grading, called, prompt, got, grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, 3), greedy=True, hint=HINT)
     problem = type_problem(got, "ids")
     if problem:
-        raise mismatch(call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 3), {}), "a list of ints, e.g. [2244, 6916, 11]",
-                       abbreviate(got), problem + " (tensor.tolist() gives one)")
+        raise mismatch(called, "a list of ints, e.g. [2244, 6916, 11]", abbreviate(got), problem + " (tensor.tolist() gives one)")

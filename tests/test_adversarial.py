@@ -1,0 +1,295 @@
+"""Submissions that try to fool or break the grader get an honest score, and the grader
+survives: one submission per attack family (see docs/THREAT_MODEL.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from autograder import assignment, report
+from autograder.grading import POINTS, Grader
+from autograder.sandbox.client import Limits
+
+REFERENCE = assignment.REFERENCE_PATH.read_text()
+
+
+@pytest.fixture(scope="module")
+def grader():
+    with Grader("tiny-qwen3", Limits(test_seconds=10, submission_seconds=300, memory_bytes=2 << 30)) as grader:
+        yield grader
+
+
+@pytest.fixture(scope="module")
+def isolated(grader, tmp_path_factory):
+    """The OS isolation this machine gives student code; skips tests that need it if none."""
+    folder = tmp_path_factory.mktemp("probe") / "probe"
+    folder.mkdir()
+    (folder / "decoding.py").write_text("x = 1\n")
+    iso = grader.grade(folder).metadata["isolation"]
+    if not iso.get("hidden_paths") or iso.get("degraded"):
+        pytest.skip(f"no OS isolation on this machine (needs root or user namespaces): {iso}")
+    return iso
+
+
+def grade_source(grader, tmp_path: Path, source: str, name: str = "attacker"):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "decoding.py").write_text(textwrap.dedent(source))
+    return grader.grade(folder)
+
+
+def visible_text(result) -> str:
+    """Everything the student can see of their result."""
+    return json.dumps(report.gradescope_results(result)) + report.feedback_markdown(result)
+
+
+def assert_no_leak(result) -> None:
+    text = visible_text(result)
+    for secret in ("mass_before", "keep_sorted", "def test_", "grading.student(", "check_nucleus("):
+        assert secret not in text, f"{secret!r} leaked into what the student sees"
+
+
+# -- reading the reference or the hidden suites ---------------------------------------
+
+STEAL_FROM_DISK = f"""
+import glob, importlib.util, sys
+for path in glob.glob({str(assignment.REPO_ROOT)!r} + "/**/*.py", recursive=True):
+    if "solutions" in path or "suites" in path:
+        print(open(path).read())
+spec = importlib.util.spec_from_file_location("stolen", {str(assignment.REFERENCE_PATH)!r})
+stolen = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(stolen)
+globals().update({{k: v for k, v in vars(stolen).items() if not k.startswith("__")}})
+"""
+
+STEAL_BY_IMPORT = """
+import sys
+print([name for name in sys.modules if "solution" in name or "suites" in name or "reference" in name])
+from autograder.suites.basic_prompting import common
+print(open(common.__file__).read())
+"""
+
+
+@pytest.mark.parametrize("source", [STEAL_FROM_DISK, STEAL_BY_IMPORT], ids=["from disk", "through imports"])
+def test_reading_the_reference_or_suites_gets_nothing(grader, isolated, tmp_path, source):
+    result = grade_source(grader, tmp_path, source)
+    assert result.score == 0
+    assert not result.import_report["ok"]
+    assert_no_leak(result)
+
+
+# -- lying about comparisons ----------------------------------------------------------
+
+LIARS = """
+import torch, builtins
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+torch.Tensor.__eq__ = lambda self, other: True
+torch.testing.assert_close = lambda *a, **k: None
+try:
+    import pytest
+    pytest.approx = lambda *a, **k: 0
+except Exception:
+    pass
+
+class LyingTensor(torch.Tensor):
+    def __eq__(self, other): return True
+    def __len__(self): return 151936
+
+class LyingList(list):
+    def __eq__(self, other): return True
+    def __len__(self): return 3
+
+class LyingStr(str):
+    def __eq__(self, other): return True
+
+def softmax(scores, base=2.718281828, dim=-1): return torch.zeros(3).as_subclass(LyingTensor)
+def temperature_distribution(logits, temperature): return torch.zeros(3).as_subclass(LyingTensor)
+def top_p_filter(probs, p): return torch.zeros(3).as_subclass(LyingTensor)
+def greedy_decode(model, tokenizer, prompt, max_new_tokens): return LyingList([1, 2, 3])
+def sample_decode(model, tokenizer, prompt, max_new_tokens, **kw): return LyingList([1, 2, 3])
+def truncate_at_stop(text, stop_sequences): return LyingStr("lie")
+def generate_text(model, tokenizer, prompt, **kw): return LyingStr("lie")
+"""
+
+
+def test_patched_comparisons_and_lying_objects_earn_nothing(grader, tmp_path):
+    result = grade_source(grader, tmp_path, LIARS)
+    assert result.score == 0
+    assert result.internal_errors == []
+
+
+# -- writing results ------------------------------------------------------------------
+
+WRITE_RESULTS = """
+import glob, json, os
+fake = {"score": 100, "tests": []}
+for pattern in ["/tmp/**/results.json", "/autograder/results/results.json", os.path.expanduser("~/**/results.json"),
+                "{out}/**/results.json", "{out}/grades.csv"]:
+    for path in glob.glob(pattern, recursive=True):
+        try:
+            open(path, "w").write(json.dumps(fake))
+            print("overwrote", path)
+        except OSError as error:
+            print("could not write", path, error)
+"""
+
+
+def test_rewriting_results_files_changes_nothing(grader, isolated, tmp_path):
+    from autograder.batch import grade_all
+
+    root, out = tmp_path / "class", tmp_path / "out"
+    (root / "a_honest").mkdir(parents=True)
+    (root / "a_honest" / "decoding.py").write_text(REFERENCE)
+    (root / "b_attacker").mkdir()
+    (root / "b_attacker" / "decoding.py").write_text(WRITE_RESULTS.replace("{out}", str(out)))
+    grade_all(root, out, grader)
+    honest = json.loads((out / "a_honest" / "results.json").read_text())
+    attacker = json.loads((out / "b_attacker" / "results.json").read_text())
+    assert honest["score"] == pytest.approx(100) and attacker["score"] == 0
+    assert "overwrote" not in (out / "b_attacker" / "feedback.md").read_text()
+
+
+# -- exiting and dying anywhere -------------------------------------------------------
+
+DEATHS = {
+    "sys.exit": "import sys; sys.exit(0)",
+    "os._exit": "import os; os._exit(0)",
+    "SIGKILL to itself": "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    "SIGSEGV to itself": "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+    "KeyboardInterrupt": "raise KeyboardInterrupt",
+    "BaseException": "raise BaseException('bye')",
+    "GeneratorExit": "raise GeneratorExit",
+}
+
+
+MARKER = '    """The text before the earliest occurrence of any stop sequence."""\n'
+
+
+def reference_with(code: str) -> str:
+    """The reference, whose truncate_at_stop runs `code` when called on the text "END"
+    (one hidden test uses it), so the cost of one bad call can be seen exactly."""
+    body = textwrap.indent(textwrap.dedent(code), "        ")
+    return REFERENCE.replace(MARKER, MARKER + '    if text == "END":\n' + body + "\n")
+
+
+def assert_only_the_end_test_failed(result) -> None:
+    failed = [t for t in result.tests if t.status != "passed"]
+    assert [t.name for t in failed] == ["Cuts before the earliest stop sequence [whole text is a stop]"], [t.name for t in failed]
+    assert failed[0].output
+    assert result.score == pytest.approx(100 - POINTS["truncate_at_stop"] / 10.5)
+
+
+@pytest.mark.parametrize("death", list(DEATHS))
+def test_dying_inside_a_function_costs_only_that_test(grader, tmp_path, death):
+    assert_only_the_end_test_failed(grade_source(grader, tmp_path, reference_with(DEATHS[death])))
+
+
+@pytest.mark.parametrize("death", list(DEATHS))
+def test_dying_at_import_gets_zero_and_the_batch_goes_on(grader, tmp_path, death):
+    result = grade_source(grader, tmp_path, DEATHS[death] + "\n")
+    assert result.score == 0 and not result.import_report["ok"]
+    assert grade_source(grader, tmp_path, REFERENCE, "honest").score == pytest.approx(100)
+
+
+# -- harming other processes ----------------------------------------------------------
+
+HARM = {
+    "kill the parent": "import os, signal\ntry: os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError as e: print(e)\n",
+    "kill the grader": f"import os, signal\ntry: os.kill({os.getpid()}, signal.SIGKILL)\nexcept OSError as e: print(e)\n",
+    "kill everything": "import os, signal\ntry: os.kill(-1, signal.SIGKILL)\nexcept OSError as e: print(e)\n",
+    "leave a child behind": "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n    os._exit(0)\n",
+    "process flood": "import os\npids = []\nfor _ in range(200):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        import time; time.sleep(600); os._exit(0)\n    pids.append(pid)\nprint(len(pids))\n",
+}
+
+
+def _sandbox_processes(uid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if entry.stat().st_uid == uid and state != "Z":  # zombies hold nothing; init reaps them
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.parametrize("attack", list(HARM))
+def test_harming_other_processes_fails_and_leaves_nothing_behind(grader, isolated, tmp_path, attack):
+    result = grade_source(grader, tmp_path, REFERENCE + "\n" + HARM[attack])
+    if attack != "process flood":  # a flood starves only itself (its own process limit); the rest holds
+        assert result.score == pytest.approx(100)  # the attack did not stop its own honest work
+    json.dumps(report.gradescope_results(result))
+    assert _sandbox_processes(grader.zygote.sandbox_uid) == []
+    assert grade_source(grader, tmp_path, REFERENCE, "next").score == pytest.approx(100)
+
+
+# -- resource abuse ---------------------------------------------------------------------
+
+ABUSE = {
+    "infinite loop ignoring SIGTERM": "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: pass",
+    "deep recursion": "import sys; sys.setrecursionlimit(10**6)\ndef f(n): return f(n + 1)\nf(0)",
+    "memory exhaustion": "blocks = []\nwhile True: blocks.append(bytearray(1 << 28))",
+    "huge return value": "return 'x' * (200 << 20)",
+    "huge output": "import sys\nfor _ in range(2000): sys.stdout.write('x' * 100_000 + '\\n')\nreturn ''",
+    "non-UTF-8 output": "import os; os.write(1, bytes(range(256)) * 1000); os.write(2, b'\\xff\\xfe' * 10000)\nreturn ''",
+    "filling the disk": "open('big.bin', 'wb').write(b'0' * (1 << 30))",
+}
+
+
+@pytest.mark.parametrize("abuse", list(ABUSE))
+def test_resource_abuse_costs_only_that_test_and_is_reported(grader, tmp_path, abuse):
+    result = grade_source(grader, tmp_path, reference_with(ABUSE[abuse]))
+    if abuse == "non-UTF-8 output":
+        assert result.score == pytest.approx(100)  # printing is allowed; it is only capped
+    else:  # (huge output: writing past the 8 MiB file-size limit fails, like a full disk)
+        assert_only_the_end_test_failed(result)
+    for text in result.printed.values():
+        assert len(text) < 10_000
+    json.dumps(report.gradescope_results(result))  # always a valid results.json
+    if abuse == "infinite loop ignoring SIGTERM":
+        assert any("ran out of time" in t.output for t in result.tests)
+
+
+def test_slow_but_correct_code_earns_what_finishes_in_time(grader, tmp_path):
+    result = grade_source(grader, tmp_path, reference_with("import time; time.sleep(30)"))
+    assert_only_the_end_test_failed(result)
+    assert "ran out of time" in next(t.output for t in result.tests if t.status != "passed")
+
+
+# -- fuzzing: junk return values never break the grader --------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+junk = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20),
+    st.lists(st.integers(-5, 200000), max_size=30),
+    st.builds(lambda shape, value, dtype: f"torch.full({shape}, {value!r}, dtype=torch.{dtype})",
+              st.lists(st.integers(0, 4), max_size=3).map(tuple), st.sampled_from([0.0, 1.0, float("nan"), -1e30]),
+              st.sampled_from(["float32", "float64", "int64", "bool", "float16"])),
+    st.just("object()"), st.just("(_ for _ in ())"), st.just("raise_(ZeroDivisionError)"),
+)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(values=st.lists(junk, min_size=7, max_size=7))
+def test_fuzzed_return_values_always_give_a_valid_report(grader, tmp_path_factory, values):
+    lines = ["import torch", "def raise_(e):\n    raise e()"]
+    for name, value in zip(assignment.CONTRACT, values):
+        expression = value if isinstance(value, str) and (value.startswith(("torch.", "object", "(_", "raise_"))) else repr(value)
+        if expression == "nan" or expression.endswith("inf"):
+            expression = f"float({expression!r})"
+        lines.append(f"def {name}(*args, **kwargs):\n    return {expression}")
+    result = grade_source(grader, tmp_path_factory.mktemp("fuzz"), "\n".join(lines) + "\n")
+    data = report.gradescope_results(result)
+    json.dumps(data, allow_nan=False)
+    assert result.internal_errors == []
+    assert 0 <= data["score"] <= 100
