@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade_all.add_argument("--out", type=Path, default=Path("grading-output"), help="where results go (default: grading-output)")
     grade_all.add_argument("--regrade", action="store_true", help="grade again even where results exist and decoding.py is unchanged")
     _add_limit_options(grade_all)
+
+    from . import gradescope, nbgrader_course
+
+    nbgrader_course.add_cli(commands)
+    gradescope.add_cli(commands)
     return parser
 
 
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return _grade(args)
         if args.command == "grade-all":
             return _grade_all(args)
+        if getattr(args, "handler", None) is not None:
+            return args.handler(args)
     except models.ModelUnavailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
