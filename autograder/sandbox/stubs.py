@@ -8,6 +8,8 @@ statistical tests need no real forward passes.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 
@@ -57,9 +59,14 @@ class EosForcingModel(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return self.inner.dtype
 
-    def forward(self, input_ids=None, past_key_values=None, **kwargs):
-        past_length = _past_length(past_key_values)  # before the call: the cache grows in place
-        output = self.inner(input_ids=input_ids, past_key_values=past_key_values, **kwargs)
+    def forward(self, input_ids=None, past_key_values=None, cache=None, **kwargs):
+        # The KV cache is `past_key_values` in transformers 4, `cache` in 5: accept both,
+        # hand it on under the name the wrapped model knows.
+        past = cache if cache is not None else past_key_values
+        past_length = _past_length(past)  # before the call: the cache grows in place
+        if past is not None:
+            kwargs["cache" if "cache" in inspect.signature(self.inner.forward).parameters else "past_key_values"] = past
+        output = self.inner(input_ids=input_ids, **kwargs)
         logits = output.logits
         for row in range(logits.shape[1]):
             if past_length + row + 1 - self.prompt_length == self.k:

@@ -8,6 +8,7 @@ module, because torch's sampling streams differ between torch releases.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Iterator, Sequence
@@ -80,11 +81,13 @@ def _new_tokens(model, tokenizer, prompt: str, max_new_tokens: int, choose) -> I
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     input_ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(model.device)
+    # transformers 5 calls the KV cache `cache`; 4.x (and the lecture) `past_key_values`.
+    cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     past = None
     with torch.no_grad():
         for _ in range(max_new_tokens):
-            output = model(input_ids=input_ids, past_key_values=past, use_cache=True)
-            past = output.past_key_values
+            output = model(input_ids=input_ids, use_cache=True, **{cache_name: past})
+            past = output.get("cache", output.get("past_key_values"))
             token = int(choose(output.logits[0, -1].float()))
             yield token
             if token == tokenizer.eos_token_id:
