@@ -1,4 +1,4 @@
-"""Command line: `python -m autograder {demo,grade,grade-all} ...`."""
+"""Command line: python -m autograder {demo,grade,grade-all,nbgrader-sync,nbgrader-autograde,gradescope} ..."""
 
 from __future__ import annotations
 
@@ -58,19 +58,24 @@ def _limits(args) -> Limits:
                   memory_bytes=int(args.memory_limit_gb * 2**30))
 
 
+def _load_grader(args, console):
+    from .grading import Grader
+
+    name = models.resolve_model_name(args.model)
+    with console.status(f"Loading {name} ..."):
+        return Grader(name, _limits(args))
+
+
 def _grade(args) -> int:
     from rich.console import Console
 
     from . import report
-    from .grading import Grader
 
     console = Console()
     if not args.submission.is_dir():
         print(f"error: {args.submission} is not a folder (pass the folder that holds decoding.py)", file=sys.stderr)
         return 2
-    with console.status(f"Loading {models.resolve_model_name(args.model)} ..."):
-        grader = Grader(models.resolve_model_name(args.model), _limits(args))
-    with grader:
+    with _load_grader(args, console) as grader:
         with console.status(f"Grading {args.submission} ..."):
             result = grader.grade(args.submission)
     report.print_table(result, console)
@@ -89,15 +94,12 @@ def _grade_all(args) -> int:
     from rich.console import Console
 
     from .batch import grade_all
-    from .grading import Grader
 
     console = Console()
     if not args.root.is_dir():
         print(f"error: {args.root} is not a folder", file=sys.stderr)
         return 2
-    with console.status(f"Loading {models.resolve_model_name(args.model)} ..."):
-        grader = Grader(models.resolve_model_name(args.model), _limits(args))
-    with grader:
+    with _load_grader(args, console) as grader:
         rows = grade_all(args.root, args.out, grader, regrade=args.regrade, console=console)
     console.print(f"{len(rows)} submissions; grades: {args.out / 'grades.csv'}; per student: {args.out}/<student>/results.json, feedback.md")
     return 0

@@ -71,8 +71,8 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
             progress.update(task, description=f"grading {submission.student}")
             target = out_dir / submission.student
             digest = file_digest(submission.file)
-            previous = _previous_results(target / "results.json")
-            if previous and not regrade and previous["extra_data"].get("submission_sha256") == digest:
+            previous = None if regrade else reusable_results(target, digest, grader.model_name)
+            if previous:
                 rows.append(report.grades_row(previous))
                 progress.advance(task)
                 continue
@@ -85,22 +85,34 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
                 rows.append({"student": submission.student, "total": "", "status": f"grader error: {type(error).__name__}"})
                 progress.advance(task)
                 continue
-            results = report.gradescope_results(result)
-            results["extra_data"]["submission_sha256"] = digest
-            report.write_json(target / "results.json", results)
-            report.write_text(target / "feedback.md", report.feedback_markdown(result))
-            if result.internal_errors:
-                report.write_text(target / "grader-error.txt", "\n\n".join(result.internal_errors))
-            rows.append(report.grades_row(results))
+            rows.append(report.grades_row(write_reports(target, result, digest)))
             console.print(f"{submission.student}: {result.score:g} / {result.max_score:g}")
             progress.advance(task)
     report.write_grades_csv(out_dir / "grades.csv", rows)
     return rows
 
 
-def _previous_results(path: Path) -> dict | None:
+def reusable_results(target: Path, digest: str, model_name: str) -> dict | None:
+    """The results.json in `target` if it grades this exact decoding.py with this model."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if "extra_data" in data and "tests" in data else None
-    except (OSError, ValueError):
+        data = json.loads((target / "results.json").read_text(encoding="utf-8"))
+        extra = data["extra_data"]
+        same = extra.get("submission_sha256") == digest and extra.get("metadata", {}).get("model", {}).get("name") == model_name
+        return data if same and "tests" in data else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def write_reports(target: Path, result, digest: str) -> dict:
+    """results.json, feedback.md (and grader-error.txt if the grader failed somewhere)
+    for one graded submission; returns the results.json data."""
+    results = report.gradescope_results(result)
+    results["extra_data"]["submission_sha256"] = digest
+    report.write_json(target / "results.json", results)
+    report.write_text(target / "feedback.md", report.feedback_markdown(result))
+    error_file = target / "grader-error.txt"
+    if result.internal_errors:
+        report.write_text(error_file, "\n\n".join(result.internal_errors))
+    else:
+        error_file.unlink(missing_ok=True)
+    return results

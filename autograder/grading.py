@@ -26,7 +26,7 @@ import pytest
 from . import assignment
 from .feedback import Mismatch, abbreviate, call_text
 from .sandbox import wire
-from .sandbox.client import Limits, StudentError, Worker, WorkerFailure, WorkerTimeout, Zygote
+from .sandbox.client import Limits, StudentError, Worker, WorkerFailure, Zygote
 
 SUITE_DIR = Path(__file__).resolve().parent / "suites" / assignment.ASSIGNMENT
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import re
 import shutil
 import sys
@@ -334,14 +333,6 @@ def _timestamp(folder: Path) -> str | None:
         return None
 
 
-def _previous(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if "extra_data" in data and "tests" in data else None
-    except (OSError, ValueError):
-        return None
-
-
 def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, students: list[str] | None = None,
               model: str | None = None, limits=None, regrade: bool = False, feedback: bool = True,
               console=None) -> dict[str, dict]:
@@ -355,7 +346,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
     from sqlalchemy.exc import SAWarning
 
     from . import report
-    from .batch import file_digest
+    from .batch import file_digest, reusable_results, write_reports
 
     console = console or Console()
     course = course.resolve()
@@ -378,12 +369,10 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
             for item in items:
                 target = out_root / item.student
                 digest = file_digest(item.folder / assignment.SUBMISSION_FILE)
-                results = _previous(target / "results.json")
-                reused = (results is not None and not regrade and results["extra_data"].get("submission_sha256") == digest
-                          and results["extra_data"].get("metadata", {}).get("model", {}).get("name") == model_name)
+                results = None if regrade else reusable_results(target, digest, model_name)
+                reused = results is not None
                 try:
                     if not reused:
-                        (target / "grader-error.txt").unlink(missing_ok=True)
                         if grader is None:
                             from .grading import Grader
 
@@ -393,12 +382,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                                 grader.hidden_paths.append(course)
                         with console.status(f"Grading {item.student} ..."):
                             result = grader.grade(item.folder, student=item.student)
-                        results = report.gradescope_results(result)
-                        results["extra_data"]["submission_sha256"] = digest
-                        report.write_json(target / "results.json", results)
-                        report.write_text(target / "feedback.md", report.feedback_markdown(result))
-                        if result.internal_errors:
-                            report.write_text(target / "grader-error.txt", "\n\n".join(result.internal_errors))
+                        results = write_reports(target, result, digest)
                     markdown_text = (target / "feedback.md").read_text(encoding="utf-8")
                     record_in_gradebook(gb, assignment_id, item.student, results, _timestamp(item.folder))
                     fill_autograded(coursedir, gb, assignment_id, item, markdown_text)
@@ -414,14 +398,15 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                     outcomes[item.student] = {"score": None, "status": f"grader error: {type(error).__name__}", "feedback": False}
                     continue
                 score = round(sum(function_scores(results).values()), 4)
-                outcomes[item.student] = {"score": score, "status": "unchanged, not regraded" if reused else "graded", "feedback": False}
+                outcomes[item.student] = {"score": score, "status": "unchanged, not regraded" if reused else "graded", "feedback": False,
+                                          "results": results}
                 console.print(f"{item.student}: {score:g} / {sum(POINTS.values())}" + (" (unchanged, not regraded)" if reused else ""))
         finally:
             if grader is not None:
                 grader.close()
     rows = []
     for student, outcome in outcomes.items():
-        results = _previous(out_root / student / "results.json")
+        results = outcome.get("results")
         rows.append(report.grades_row(results) if results and outcome["score"] is not None
                     else {"student": student, "total": "", "status": outcome["status"]})
     if rows:

@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from autograder import assignment, report
 from autograder.grading import POINTS, Grader
