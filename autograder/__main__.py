@@ -101,6 +101,9 @@ def _grade_all(args) -> int:
         return 2
     with _load_grader(args, console) as grader:
         rows = grade_all(args.root, args.out, grader, regrade=args.regrade, console=console)
+    from .report import print_class_table
+
+    print_class_table(rows, console)
     console.print(f"{len(rows)} submissions; grades: {args.out / 'grades.csv'}; per student: {args.out}/<student>/results.json, feedback.md")
     return 0
 

@@ -121,6 +121,25 @@ def print_table(result: SubmissionResult, console: Console | None = None) -> Non
         console.print(f"[red]{problem}[/]")
 
 
+def print_class_table(rows: list[dict], console: Console | None = None) -> None:
+    """The class at a glance: a row per student, a column per function."""
+    console = console or Console()
+    short = {"softmax": "softmax", "temperature_distribution": "temp", "top_p_filter": "top_p", "greedy_decode": "greedy",
+             "sample_decode": "sample", "truncate_at_stop": "stop", "generate_text": "text"}
+    table = Table(title="grades")
+    table.add_column("student", overflow="fold")
+    table.add_column("total", justify="right")
+    for function in POINTS:
+        table.add_column(f"{short.get(function, function)}\n/{POINTS[function]}", justify="right")
+    for row in sorted(rows, key=lambda r: r["student"]):
+        if row.get("total") == "":
+            table.add_row(row["student"], f"[red]{row.get('status')}[/]", *("" for _ in POINTS))
+            continue
+        cells = [f"{row[f]:g}" if row[f] == POINTS[f] else f"[yellow]{row[f]:g}[/]" for f in POINTS]
+        table.add_row(row["student"], f"{float(row['total']):.2f}", *cells)
+    console.print(table)
+
+
 def write_json(path: Path, data: dict) -> None:
     """Write atomically, so an interrupted batch never leaves half a results file."""
     path.parent.mkdir(parents=True, exist_ok=True)
