@@ -190,10 +190,24 @@ def test_dying_inside_a_function_costs_only_that_test(grader, tmp_path, death):
 
 
 @pytest.mark.parametrize("death", list(DEATHS))
-def test_dying_at_import_gets_zero_and_the_batch_goes_on(grader, tmp_path, death):
+def test_dying_at_import_gets_zero_with_the_reason(grader, tmp_path, death):
     result = grade_source(grader, tmp_path, DEATHS[death] + "\n")
     assert result.score == 0 and not result.import_report["ok"]
-    assert grade_source(grader, tmp_path, REFERENCE, "honest").score == pytest.approx(100)
+    assert "could not be imported" in visible_text(result)
+
+
+def test_a_batch_goes_on_after_every_kind_of_death(grader, tmp_path):
+    from autograder.batch import grade_all
+
+    root, out = tmp_path / "class", tmp_path / "out"
+    for index, code in enumerate(DEATHS.values()):
+        (root / f"a{index}").mkdir(parents=True)
+        (root / f"a{index}" / "decoding.py").write_text(code + "\n")
+    (root / "z_honest").mkdir()
+    (root / "z_honest" / "decoding.py").write_text(REFERENCE)
+    rows = {row["student"]: row for row in grade_all(root, out, grader)}
+    assert rows["z_honest"]["total"] == pytest.approx(100)
+    assert all(rows[f"a{index}"]["total"] == 0 for index in range(len(DEATHS)))
 
 
 # -- harming other processes ----------------------------------------------------------

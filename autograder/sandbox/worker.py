@@ -64,6 +64,7 @@ def main() -> None:
 
 def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
     statuses: dict[int, int] = {}
+    _become_subreaper()
 
     def reap(*_):
         while True:
@@ -107,6 +108,17 @@ def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
             wire.send_message(control, {"op": "status", "pid": pid, **_describe_status(status)})
         for fd in fds if header["op"] != "spawn" else ():
             os.close(fd)
+
+
+def _become_subreaper() -> None:
+    """Orphans of our workers (a submission's children) become our children, so we reap
+    them: unreaped zombies of the sandbox uid would count against the next worker's
+    process limit, and the machine's init may not reap them promptly."""
+    import ctypes
+    import ctypes.util
+
+    PR_SET_CHILD_SUBREAPER = 36
+    ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def _describe_status(status: int | None) -> dict:

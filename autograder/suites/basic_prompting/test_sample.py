@@ -14,7 +14,7 @@ HINT_SEED = ("per step: distribution = top_p_filter(temperature_distribution(las
 SETTINGS = [(1.0, 1.0), (0.7, 0.9), (1.5, 0.95)]
 # Independent single-token runs per statistical test. Single tokens (not one long run)
 # keep the cost the same for loops with and without a KV cache.
-DRAWS = 200
+DRAWS = 120
 
 
 @pytest.mark.grades("sample_decode", weight=2)
