@@ -98,11 +98,10 @@ class Grader:
     """Grades submissions one after another with one loaded model."""
 
     def __init__(self, model_name: str, limits: Limits | None = None, *, work_dir: Path | None = None):
+        import torch
         from transformers import AutoTokenizer
 
-        from .models import _tokenizer_quirks
-
-        import torch
+        from .models import tokenizer_load_kwargs
 
         # This process only coordinates and runs the small pure reference helpers; its
         # own thread pool would compete with the worker for the cores.
@@ -113,7 +112,7 @@ class Grader:
         self.model = self.zygote.model
         self.versions = self.zygote.versions
         self.reference = assignment.load_reference()
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model["path"], **_tokenizer_quirks())
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model["path"], **tokenizer_load_kwargs())
         self._work_dir = Path(work_dir or tempfile.mkdtemp(prefix="autograder-"))
         # Folders student code must not see besides the project's own (grading output,
         # other students' submissions); batch grading adds its folders here.

@@ -274,14 +274,14 @@ def load_model_with_info(name: str | None = None):
 
     name = resolve_model_name(name)
     path = model_path(name)
-    tokenizer = AutoTokenizer.from_pretrained(path, clean_up_tokenization_spaces=False, **_tokenizer_quirks())
+    tokenizer = AutoTokenizer.from_pretrained(path, clean_up_tokenization_spaces=False, **tokenizer_load_kwargs())
     model = AutoModelForCausalLM.from_pretrained(path, **{_dtype_kwarg(): torch.float32})
     model.eval()
     model.requires_grad_(False)
     return model, tokenizer, ModelInfo(name=name, path=str(path), revision=_revision_of(name, Path(path)))
 
 
-def _tokenizer_quirks() -> dict:
+def tokenizer_load_kwargs() -> dict:
     """transformers 4.57.3-4.57.x warns wrongly that any local non-Mistral tokenizer saved
     by itself has "an incorrect regex pattern"; saying `fix_mistral_regex=False` silences it."""
     import transformers
@@ -422,7 +422,7 @@ def _make_eos_reachable(folder: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), **_tokenizer_quirks())
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), **tokenizer_load_kwargs())
     model = AutoModelForCausalLM.from_pretrained(str(folder), **{_dtype_kwarg(): torch.float32}).eval()
     eos = tokenizer.eos_token_id
     counts: collections.Counter[int] = collections.Counter()
