@@ -13,6 +13,7 @@ import pytest
 from autograder import assignment, report
 from autograder.grading import POINTS, Grader
 from autograder.sandbox.client import Limits
+from autograder.sandbox.isolation import live_processes_of
 
 REFERENCE = assignment.REFERENCE_PATH.read_text()
 
@@ -221,26 +222,13 @@ HARM = {
 }
 
 
-def _sandbox_processes(uid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if entry.stat().st_uid == uid and state != "Z":  # zombies hold nothing; init reaps them
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 @pytest.mark.parametrize("attack", list(HARM))
 def test_harming_other_processes_fails_and_leaves_nothing_behind(grader, isolated, tmp_path, attack):
     result = grade_source(grader, tmp_path, REFERENCE + "\n" + HARM[attack])
     if attack != "process flood":  # a flood starves only itself (its own process limit); the rest holds
         assert result.score == pytest.approx(100)  # the attack did not stop its own honest work
     json.dumps(report.gradescope_results(result))
-    assert _sandbox_processes(grader.zygote.sandbox_uid) == []
+    assert live_processes_of(grader.zygote.sandbox_uid) == []
     assert grade_source(grader, tmp_path, REFERENCE, "next").score == pytest.approx(100)
 
 

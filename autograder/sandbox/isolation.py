@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import time
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -117,9 +118,15 @@ def isolate(hidden_paths: list[str], scratch_dir: str) -> dict:
     return report
 
 
-def sweep() -> None:
+def sweep(timeout: float = 10.0) -> None:
     """Kill every process of the sandbox uid (children a submission left behind, even
-    ones that escaped its process group). Runs in a throw-away child that becomes that uid."""
+    ones that escaped its process group) and return once none is left alive.
+
+    Runs in a throw-away child that becomes that uid. One `kill(-1)` is not enough: the
+    kernel needs a moment to tear down each killed process (dozens of forked copies of
+    a model process, on a busy machine), and until then they count against the next
+    worker's process limit; so the child signals again until only zombies (ours to reap)
+    remain, or until `timeout`."""
     if os.geteuid() != 0:
         return
     pid = os.fork()
@@ -128,7 +135,33 @@ def sweep() -> None:
             os.setgroups([])
             os.setgid(SANDBOX_UID)
             os.setuid(SANDBOX_UID)
-            os.kill(-1, signal.SIGKILL)  # every process this uid may signal, i.e. its own
+            deadline = time.monotonic() + timeout
+            while True:
+                os.kill(-1, signal.SIGKILL)  # every process this uid may signal, i.e. its own
+                if not live_processes_of(SANDBOX_UID, besides=os.getpid()) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        except OSError:
+            pass
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+
+
+def live_processes_of(uid: int, besides: int | None = None) -> list[int]:
+    """Pids of processes of `uid` that are not zombies (a zombie holds no memory, runs
+    nothing and is reaped by its parent)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == besides:
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            with open(f"/proc/{entry.name}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # it exited while we looked
+        if state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
