@@ -25,6 +25,7 @@ import pytest
 
 from . import assignment
 from .feedback import Mismatch, abbreviate, call_text
+from .reference_store import ReferenceStore, fingerprint, store_dir
 from .sandbox import wire
 from .sandbox.client import Limits, StudentError, Worker, WorkerFailure, Zygote
 
@@ -97,7 +98,12 @@ class SubmissionResult:
 class Grader:
     """Grades submissions one after another with one loaded model."""
 
-    def __init__(self, model_name: str, limits: Limits | None = None, *, work_dir: Path | None = None):
+    def __init__(self, model_name: str, limits: Limits | None = None, *, work_dir: Path | None = None,
+                 reuse_reference: bool = True):
+        """`reuse_reference`: keep the reference's answers and logits on disk for later
+        batches, and serve students' model calls from those logits where they ask for
+        exactly the same token sequences (see `sandbox.memo`). False computes everything
+        afresh, in memory only: the same grades, slower."""
         import torch
         from transformers import AutoTokenizer
 
@@ -118,7 +124,13 @@ class Grader:
         # other students' submissions); batch grading adds its folders here.
         self.hidden_paths: list[Path] = [self._work_dir]
         self._reference_worker: Worker | None = None
-        self.reference_cache: dict[str, object] = {}
+        self.reuse_reference = reuse_reference
+        stored = None
+        if reuse_reference:
+            stored = store_dir() / f"{fingerprint(self.model['revision'], self.versions)}.pt"
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            self.hidden_paths.append(stored.parent)  # it holds the hidden tests' answers
+        self.store = ReferenceStore(stored)
 
     # -- the reference, for everything that needs the model -------------------------
 
@@ -146,17 +158,23 @@ class Grader:
         for blob in blobs:
             digest.update(blob)
         key = digest.hexdigest()
-        if key not in self.reference_cache:
+        if key not in self.store.answers:
             worker = self.reference_worker()
             value = worker.call(function, *args, seed=seed, **kwargs)
-            self.reference_cache[key] = (value, worker.last_forward_passes)
-        return self.reference_cache[key]
+            if worker.last_recorded:
+                self.store.add_rows(worker.last_recorded["prefixes"], worker.last_recorded["rows"])
+                worker.last_recorded = None
+            self.store.add_answer(key, (value, worker.last_forward_passes))
+        return self.store.answers[key]
 
     def logits(self, token_ids: list[int]):
-        key = "logits:" + ",".join(map(str, token_ids))
-        if key not in self.reference_cache:
-            self.reference_cache[key] = self.reference_worker().logits(token_ids)
-        return self.reference_cache[key]
+        """The model's logits after every prefix of `token_ids`, shape (len, vocab)."""
+        known = self.store.logits(token_ids)
+        if known is not None:
+            return known
+        logits = self.reference_worker().logits(token_ids)
+        self.store.add_rows([token_ids[: i + 1] for i in range(len(token_ids))], logits)
+        return logits
 
     def reference_helper(self, function: str, args: list, kwargs: dict):
         """Answers a student's call of a swapped-out helper, with the reference's code."""
@@ -193,7 +211,7 @@ class Grader:
         path = submission_dir / assignment.SUBMISSION_FILE
         scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=self._work_dir))
         worker = Worker(self.zygote, path, scratch / "worker", limits=self.limits, helper=self.reference_helper,
-                        hidden_paths=tuple(self.hidden_paths))
+                        hidden_paths=tuple(self.hidden_paths), memo=self.store.row if self.reuse_reference else None)
         if path.is_file():
             import_report = worker.start()
         else:
@@ -203,6 +221,7 @@ class Grader:
             _run_suite(session)
         finally:
             worker.close()
+            self.store.save()  # what the reference computed survives a crash later in the batch
         result = SubmissionResult(
             student=student,
             submission=str(submission_dir),

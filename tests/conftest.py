@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
 import torch
 
 from autograder import assignment, models
+from autograder.reference_store import STORE_ENV_VAR
+
+
+def pytest_configure(config):
+    # Reference answers computed by these tests stay in this run (and in the CLI
+    # subprocesses it starts): a store left by another run or by a user never decides
+    # a result here.
+    if not os.environ.get(STORE_ENV_VAR):
+        os.environ[STORE_ENV_VAR] = config._reference_store = tempfile.mkdtemp(prefix="reference-store-")
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_reference_store", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(STORE_ENV_VAR, None)
 
 
 @pytest.fixture(scope="session")

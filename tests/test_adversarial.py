@@ -83,6 +83,26 @@ def test_reading_the_reference_or_suites_gets_nothing(grader, isolated, tmp_path
     assert_no_leak(result)
 
 
+def test_the_stored_reference_answers_are_out_of_reach(grader, isolated, tmp_path):
+    from autograder.reference_store import store_dir
+
+    grade_source(grader, tmp_path, REFERENCE, "honest")  # the store now holds answers
+    assert list(store_dir().glob("*.pt"))
+    store_dir().chmod(0o755)  # as under a shared cache folder: the sandbox must hide it anyway
+    thief = f"""
+import glob, os
+for path in glob.glob({str(store_dir())!r} + "/**", recursive=True) + glob.glob(os.environ.get("HOME", "/") + "/**/*.pt", recursive=True):
+    try:
+        with open(path, "rb") as handle:
+            print("READ", path, len(handle.read()))
+    except OSError:
+        pass
+"""
+    result = grade_source(grader, tmp_path, REFERENCE + thief, "thief")
+    assert result.score == pytest.approx(100)
+    assert "READ" not in result.printed.get("stdout", ""), result.printed
+
+
 # -- lying about comparisons ----------------------------------------------------------
 
 LIARS = """

@@ -32,6 +32,25 @@ class Limits:
     threads: int = 0  # torch threads in the worker; 0 = all cores
 
 
+# Rows one memo request may ask for (about 40 MB at Qwen3's vocabulary); see `memo`.
+MEMO_ROWS_PER_REQUEST = 64
+
+
+class OnePathPerCall:
+    """Which memo lookups one call into a submission gets answered.
+
+    Each prefix gets at most one continuation answered: the first one asked for. A
+    decoding loop asks for exactly one per step, so it loses nothing; code that probes
+    many candidate tokens to find out which one the reference chose gets no answer for
+    all but the first (and those calls simply run the real model)."""
+
+    def __init__(self):
+        self._chosen: dict[tuple[int, ...], int] = {}
+
+    def allows(self, prefix: tuple[int, ...]) -> bool:
+        return bool(prefix) and self._chosen.setdefault(prefix[:-1], prefix[-1]) == prefix[-1]
+
+
 class WorkerFailure(Exception):
     """A call did not return normally; `feedback` says why, for the student."""
 
@@ -147,11 +166,14 @@ class Worker:
     limits: Limits = field(default_factory=Limits)
     trusted: bool = False
     helper: Callable[[str, list, dict], object] | None = None  # answers swapped-helper calls
+    # The reference's next-token logits row after a token prefix, or None (see `memo`).
+    memo: Callable[[tuple[int, ...]], object] | None = None
     hidden_paths: tuple[Path, ...] = ()  # folders covered up for this worker, beyond the project's own
     pid: int | None = None
     import_report: dict | None = None
     used_seconds: float = 0.0
     last_forward_passes: int | None = None  # model forward passes during the last call
+    last_recorded: dict | None = None  # trusted workers: logits rows the last call computed
 
     def start(self) -> dict:
         """Fork the worker and import the module; returns the import report."""
@@ -168,6 +190,8 @@ class Worker:
             "repo_root": str(assignment.REPO_ROOT),
             "hidden_paths": [str(p) for p in (*assignment.HIDDEN_FROM_STUDENTS, *self.hidden_paths)],
             "trusted": self.trusted,
+            "memo": self.memo is not None and not self.trusted,
+            "record": self.trusted,
             "threads": self.limits.threads or os.cpu_count() or 1,
             "limits": {"memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.output_bytes},
         }
@@ -210,6 +234,7 @@ class Worker:
         seconds = min(self.limits.test_seconds, left)
         started = time.monotonic()
         deadline = started + seconds
+        self._memo_paths = OnePathPerCall()
         try:
             wire.send_value_message(
                 self._sock, {"op": "call", "fn": function, "seed": seed, "swap": list(swap)},
@@ -220,13 +245,19 @@ class Worker:
                 if header.get("op") == "helper" and self.helper is not None:
                     self._answer_helper(header, blobs)
                     continue
+                if header.get("op") == "memo":
+                    self._answer_memo(header, blobs)
+                    continue
                 if header.get("op") != "result":
                     raise wire.WireError(f"unexpected message {header.get('op')!r}")
                 if not header.get("ok"):
                     raise StudentError(header.get("error", {}))
                 passes = header.get("forward_passes")
                 self.last_forward_passes = passes if isinstance(passes, int) else None
-                return wire.decode(header.get("value"), blobs)
+                value = wire.decode(header.get("value"), blobs)
+                if self.trusted and header.get("recorded"):
+                    value, self.last_recorded = value["value"], value["recorded"]
+                return value
         except TimeoutError:
             self.kill()
             raise WorkerTimeout(self.limits.submission_seconds if budget_bound else seconds, budget=budget_bound) from None
@@ -247,6 +278,18 @@ class Worker:
             wire.send_message(self._sock, {"ok": False, "error": {"type": type(error).__name__, "message": str(error)}})
         else:
             wire.send_value_message(self._sock, {"ok": True}, value)
+
+    def _answer_memo(self, header: dict, blobs: list[bytes]) -> None:
+        """Rows for the prefixes a worker's model call needs (see `OnePathPerCall`)."""
+        answers: list = []
+        try:
+            prefixes = wire.decode(header.get("value"), blobs)
+            for prefix in prefixes[:MEMO_ROWS_PER_REQUEST]:
+                prefix = tuple(int(i) for i in prefix)
+                answers.append(self.memo(prefix) if self._memo_paths.allows(prefix) else None)
+        except (TypeError, ValueError, wire.WireError):
+            answers = []
+        wire.send_value_message(self._sock, {"ok": True}, answers)
 
     def logits(self, token_ids: list[int]):
         """Trusted workers: the model's logits at every position of `token_ids`."""

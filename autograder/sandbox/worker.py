@@ -25,6 +25,10 @@ from . import wire
 PORTABLE_ERRORS = {cls.__name__: cls for cls in (ValueError, TypeError, IndexError, KeyError, RuntimeError,
                                                   NotImplementedError, ZeroDivisionError, AttributeError, AssertionError)}
 MAX_MESSAGE_CHARS = 2000
+# Logits rows the reference worker hands over per call (one message stays under wire's
+# frame limit at Qwen3's vocabulary); rows beyond it are simply not memoised.
+MAX_RECORDED_ROWS = 96
+MAX_HELPER_ANSWERS = 64  # helper answers a worker keeps (see `_helper_stub`)
 
 
 # --- zygote -------------------------------------------------------------------------
@@ -157,7 +161,7 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
     os.setsid()  # own process group: the grading process can kill it and all it started
     import torch
 
-    from . import isolation, stubs  # noqa: F401 - import now: the source may be hidden below
+    from . import isolation, memo, stubs  # noqa: F401 - import now: the source may be hidden below
 
     _redirect_output(spec["output_dir"])
     try:
@@ -188,6 +192,11 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
     forward_passes = [0]
     model.get_input_embeddings().register_forward_pre_hook(lambda *_: forward_passes.__setitem__(0, forward_passes[0] + 1))
     spec["forward_passes"] = forward_passes
+    if spec.get("record"):
+        spec["recorded"] = {}
+        memo.install_recorder(model, spec["recorded"])
+    elif spec.get("memo"):
+        memo.install_memo(model, lambda prefixes: _memo_rows(sock, prefixes), forward_passes)
     while True:
         try:
             header, blobs = wire.recv_message(sock)
@@ -252,20 +261,51 @@ def _describe_error(error: BaseException, path: str) -> dict:
     }
 
 
-def _helper_stub(sock: socket.socket, name: str):
+def _helper_stub(sock: socket.socket, name: str, answers: dict):
     """A stand-in for one of the student's helpers that asks the grading process for
-    the reference's answer (so the reference code never enters this process)."""
+    the reference's answer (so the reference code never enters this process).
+
+    Answers are kept in `answers` by the call's exact arguments: a sampling loop on
+    fixed logits asks the same question at every step, and the reference's helpers are
+    deterministic. Each use decodes a fresh copy, so mutating one changes nothing."""
+    import hashlib
+    import json
 
     def stub(*args, **kwargs):
-        wire.send_value_message(sock, {"op": "helper", "fn": name}, {"args": list(args), "kwargs": kwargs})
-        header, blobs = wire.recv_message(sock)
-        if header.get("ok"):
-            return wire.decode(header["value"], blobs)
-        error = header.get("error", {})
-        raise PORTABLE_ERRORS.get(error.get("type"), RuntimeError)(error.get("message", "helper failed"))
+        blobs: list[bytes] = []
+        tree = wire.encode({"args": list(args), "kwargs": kwargs}, blobs)
+        digest = hashlib.sha256(json.dumps([name, tree]).encode())
+        for blob in blobs:
+            digest.update(len(blob).to_bytes(8, "little"))
+            digest.update(blob)
+        key = digest.hexdigest()
+        if key not in answers:
+            wire.send_message(sock, {"op": "helper", "fn": name, "value": tree}, blobs)
+            header, reply = wire.recv_message(sock)
+            if not header.get("ok"):
+                error = header.get("error", {})
+                raise PORTABLE_ERRORS.get(error.get("type"), RuntimeError)(error.get("message", "helper failed"))
+            if len(answers) >= MAX_HELPER_ANSWERS:
+                answers.pop(next(iter(answers)))
+            answers[key] = (header["value"], reply)
+        return wire.decode(*answers[key])
 
     stub.__name__ = stub.__qualname__ = name
     return stub
+
+
+def _memo_rows(sock: socket.socket, prefixes: list[tuple[int, ...]]) -> list:
+    """Ask the grading process for the reference's logits rows after these prefixes."""
+    from .client import MEMO_ROWS_PER_REQUEST
+
+    rows: list = []
+    for start in range(0, len(prefixes), MEMO_ROWS_PER_REQUEST):
+        chunk = [list(p) for p in prefixes[start:start + MEMO_ROWS_PER_REQUEST]]
+        wire.send_value_message(sock, {"op": "memo"}, chunk)
+        header, blobs = wire.recv_message(sock)
+        answer = wire.decode(header.get("value"), blobs) if header.get("ok") else []
+        rows += (list(answer) + [None] * len(chunk))[: len(chunk)]
+    return rows
 
 
 def _serve_call(sock, module, originals, refs, header, blobs, spec) -> None:
@@ -274,8 +314,9 @@ def _serve_call(sock, module, originals, refs, header, blobs, spec) -> None:
     import torch
 
     swap = set(header.get("swap", []))
+    answers = spec.setdefault("helper_answers", {})
     for name, original in originals.items():
-        module.__dict__[name] = _helper_stub(sock, name) if name in swap else original
+        module.__dict__[name] = _helper_stub(sock, name, answers) if name in swap else original
     try:
         payload = wire.decode(header["value"], blobs, resolve_ref=refs.__getitem__)
         function = originals.get(header["fn"]) or getattr(module, header["fn"])
@@ -292,6 +333,11 @@ def _serve_call(sock, module, originals, refs, header, blobs, spec) -> None:
             value = function(*payload.get("args", []), **payload.get("kwargs", {}))
         elapsed = time.perf_counter() - started
         header = {"op": "result", "ok": True, "seconds": elapsed, "forward_passes": spec["forward_passes"][0]}
+        if "recorded" in spec:  # the reference worker: hand over the rows it computed
+            recorded = dict(list(spec["recorded"].items())[:MAX_RECORDED_ROWS])
+            value = {"value": value, "recorded": {"prefixes": [list(p) for p in recorded], "rows": list(recorded.values())}}
+            header["recorded"] = True
+            spec["recorded"].clear()
         wire.send_value_message(sock, header, value)
     except BaseException as error:  # noqa: BLE001 - report SystemExit and friends as the test's failure
         wire.send_message(sock, {"op": "result", "ok": False, "error": _describe_error(error, spec["module_path"])})

@@ -4,6 +4,10 @@
 ``grading.student(fn, ...)`` calls the student's code in its sandboxed worker,
 ``grading.ref(fn, ...)`` the reference on the same model, ``grading.reference`` the
 reference's pure helpers in this process.
+
+Tests ask the reference before the student: the student's model calls along the same
+token sequences are then answered from what the reference computed (`sandbox.memo`),
+even for the first submission of a batch.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ HINT_STOP = ("after each new token, decode the whole continuation so far and loo
 
 
 def check_text(grading, prompt: str, hint: str, **kwargs) -> None:
-    got = grading.student("generate_text", MODEL, TOKENIZER, prompt, **kwargs)
     expected = grading.ref("generate_text", MODEL, TOKENIZER, prompt, **kwargs)
+    got = grading.student("generate_text", MODEL, TOKENIZER, prompt, **kwargs)
     problem = type_problem(got, "str")
     if problem or got != expected:
         if not problem and got.startswith(prompt) and not expected.startswith(prompt):
@@ -103,8 +103,8 @@ def test_keeps_eos_as_decode_gives_it(grading):
     """eos ends the text and stays in it, as decode gives it"""
     prompt = PROMPTS[1]
     model = EosAfter(len(grading.prompt_ids(prompt)), 3)  # the model, but eos is the argmax at new token 3
-    got = grading.student("generate_text", model, TOKENIZER, prompt, max_new_tokens=10)
     expected = grading.ref("generate_text", model, TOKENIZER, prompt, max_new_tokens=10)
+    got = grading.student("generate_text", model, TOKENIZER, prompt, max_new_tokens=10)
     if got != expected:
         raise mismatch(f"generate_text(model, tokenizer, {prompt!r}, max_new_tokens=10) on a model that predicts eos at new token 3",
                        repr(expected), abbreviate(got, 200), "stop at eos and decode all new ids, special tokens included")

@@ -17,8 +17,8 @@ CASES = {"lecture": (PROMPTS[0], 12), "code": (PROMPTS[1], 8), "question": (PROM
 def test_matches_reference(grading, case):
     """Same tokens as greedy decoding with generate()"""
     prompt, n = CASES[case]
-    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, n)
     expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, n)
+    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, n)
     check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, n), {}), prompt, got, expected, greedy=True, hint=HINT)
 
 
@@ -26,8 +26,8 @@ def test_matches_reference(grading, case):
 def test_single_token(grading):
     """max_new_tokens=1 gives the argmax of the prompt's last position"""
     prompt = "hello hello"
-    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, 1)
     expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, 1)
+    got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, 1)
     check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 1), {}), prompt, got, expected, greedy=True, hint=HINT)
 
 
@@ -37,8 +37,8 @@ def test_stops_at_eos(grading, k):
     """Stops right after emitting eos, and keeps it"""
     prompt, budget = PROMPTS[0], 12
     model = EosAfter(len(grading.prompt_ids(prompt)), k)  # the model, but eos is the argmax at new token k
-    got = grading.student("greedy_decode", model, TOKENIZER, prompt, budget)
     expected = grading.ref("greedy_decode", model, TOKENIZER, prompt, budget)
+    got = grading.student("greedy_decode", model, TOKENIZER, prompt, budget)
     check_ids(grading, f"greedy_decode(model, tokenizer, {prompt!r}, {budget}) on a model that predicts eos at new token {k}",
               prompt, got, expected, greedy=False,
               hint="stop as soon as the new token is tokenizer.eos_token_id, and keep that id as the last one")
@@ -57,8 +57,9 @@ def test_returns_a_list_of_python_ints(grading):
     """Returns the right ids as a list of Python ints"""
     prompt = PROMPTS[0]
     called = call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 3), {})
+    expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, 3)
     got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, 3)
-    check_ids(grading, called, prompt, got, grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, 3), greedy=True, hint=HINT)
+    check_ids(grading, called, prompt, got, expected, greedy=True, hint=HINT)
     problem = type_problem(got, "ids")
     if problem:
         raise mismatch(called, "a list of ints, e.g. [2244, 6916, 11]", abbreviate(got), problem + " (tensor.tolist() gives one)")

@@ -23,8 +23,8 @@ def test_seeded_global_rng(grading, temperature, top_p):
     """Same tokens as the reference after torch.manual_seed"""
     prompt, n, seed = PROMPTS[0], 10, grading.seeds[0]
     kwargs = {"temperature": temperature, "top_p": top_p}
-    got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
     expected = grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
+    got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
     called = f"torch.manual_seed({seed}); " + call_text("sample_decode", (MODEL, TOKENIZER, prompt, n), kwargs)
     check_ids(grading, called, prompt, got, expected, greedy=False, hint=HINT_SEED)
 
@@ -35,8 +35,8 @@ def test_seeded_generator(grading, seed_index):
     """Same tokens as the reference with an explicit torch.Generator"""
     prompt, n = PROMPTS[1], 8
     kwargs = {"temperature": 0.8, "top_p": 0.9, "generator": Seeded(grading.seeds[seed_index])}
-    got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
     expected = grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
+    got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
     check_ids(grading, call_text("sample_decode", (MODEL, TOKENIZER, prompt, n), kwargs), prompt, got, expected,
               greedy=False, hint=HINT_SEED + "; pass the generator to torch.multinomial")
 
