@@ -51,6 +51,9 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
                        help="seconds for all calls of one submission (default %(default)s)")
     group.add_argument("--memory-limit-gb", type=float, default=defaults.memory_bytes / 2**30,
                        help="memory beyond the shared model, GiB (default %(default)s)")
+    parser.add_argument("--fresh-reference", action="store_true",
+                        help="compute every reference answer and every model call afresh: no stored reference answers, "
+                             "no answering students' model calls from them (same grades, slower)")
 
 
 def _limits(args) -> Limits:
@@ -63,7 +66,7 @@ def _load_grader(args, console):
 
     name = models.resolve_model_name(args.model)
     with console.status(f"Loading {name} ..."):
-        return Grader(name, _limits(args))
+        return Grader(name, _limits(args), reuse_reference=not args.fresh_reference)
 
 
 def _grade(args) -> int:

@@ -97,6 +97,10 @@ chmod -R a+rX "$HF_HOME" "$AUTOGRADER_CACHE"
 
 # The reference and the hidden suites: root only (student code runs under another uid).
 chmod -R go-rwx "$SOURCE/solutions" "$SOURCE/autograder/suites"
+# The reference's answers to the hidden suite, computed once into the image (owner-only,
+# hidden from student code): each submission's grading then reuses them.
+(cd "$SOURCE" && "$VENV/bin/python" -m autograder grade "$SOURCE/solutions/__ASSIGNMENT__" --model "$MODEL" >/dev/null) \
+  || echo "warning: precomputing the reference answers failed; each submission will compute them" >&2
 echo "autograder ready (model $MODEL)"
 """
 
@@ -132,7 +136,7 @@ def _files(repo: Path) -> list[Path]:
 
 
 def _script(template: str, model: str) -> str:
-    return (template.replace("__MODEL__", shlex.quote(model)).replace("__TORCH__", TORCH_VERSION)
+    return (template.replace("__MODEL__", shlex.quote(model)).replace("__ASSIGNMENT__", assignment.ASSIGNMENT).replace("__TORCH__", TORCH_VERSION)
             .replace("__TORCH_INDEX__", TORCH_INDEX).replace("__CONSTRAINTS__", CONSTRAINTS)
             .replace("__OFFLINE__", "|".join(OFFLINE_MODELS)))
 

@@ -128,7 +128,7 @@ class Grader:
         stored = None
         if reuse_reference:
             stored = store_dir() / f"{fingerprint(self.model['revision'], self.versions)}.pt"
-            stored.parent.mkdir(parents=True, exist_ok=True)
+            stored.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.hidden_paths.append(stored.parent)  # it holds the hidden tests' answers
         self.store = ReferenceStore(stored)
 

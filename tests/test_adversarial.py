@@ -103,6 +103,29 @@ for path in glob.glob({str(store_dir())!r} + "/**", recursive=True) + glob.glob(
     assert "READ" not in result.printed.get("stdout", ""), result.printed
 
 
+POISON_THE_MODEL = """
+_honest_greedy = greedy_decode
+
+
+def greedy_decode(model, tokenizer, prompt, max_new_tokens):
+    import torch
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.data.mul_(0.5)  # behind the version counters' back
+            parameter.add_(0.25)  # and in the open
+        model(torch.tensor([[1, 2, 3]])).logits.fill_(7.0)
+    return _honest_greedy(model, tokenizer, prompt, max_new_tokens)
+"""
+
+
+def test_changing_the_model_changes_only_ones_own_results(grader, tmp_path):
+    poisoned = grade_source(grader, tmp_path, REFERENCE + POISON_THE_MODEL, "poisoner")
+    # Its own greedy calls ran on its changed model (the memo noticed), not on the reference's logits ...
+    assert poisoned.by_function()["greedy_decode"][0] < POINTS["greedy_decode"]
+    # ... and nothing reached the shared weights, the stored answers or the next worker.
+    assert grade_source(grader, tmp_path, REFERENCE, "next").score == pytest.approx(100)
+
+
 # -- lying about comparisons ----------------------------------------------------------
 
 LIARS = """

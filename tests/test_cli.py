@@ -54,6 +54,21 @@ def test_grade_writes_results_and_feedback(tmp_path):
     # nothing of the reference or the hidden suite leaks into what the student sees
     for leak in ("mass_before", "def test_", "grading.student(", "solutions/"):
         assert leak not in feedback and leak not in json.dumps(data)
+    assert list(Path(os.environ["AUTOGRADER_REFERENCE_STORE"]).glob("*.pt")), "reference answers are kept for the next run"
+
+
+def test_fresh_reference_keeps_nothing_and_grades_the_same(tmp_path):
+    folder = tmp_path / "student"
+    shutil.copytree(REPO / "tests" / "submissions" / "top_p_off_by_one", folder)
+    store = tmp_path / "store"
+    env = dict(os.environ, AUTOGRADER_REFERENCE_STORE=str(store))
+    scores = []
+    for extra in (["--fresh-reference"], []):
+        result = run_cli("grade", str(folder), "--model", "tiny-qwen3", "--results", str(tmp_path / "r.json"), *extra, env=env)
+        assert result.returncode == 0, result.stderr
+        scores.append([(t["name"], t["score"]) for t in json.loads((tmp_path / "r.json").read_text())["tests"]])
+        assert bool(list(store.glob("*.pt"))) == (not extra)
+    assert scores[0] == scores[1]
 
 
 def test_grade_refuses_a_missing_folder(tmp_path):

@@ -83,6 +83,9 @@ def test_bundle_layout(bundle):
     assert info["model"] == "tiny-qwen3" and info["limits"]["submission_seconds"] > 0
     assert "torch==2.13.0" in setup and "download.pytorch.org/whl/cpu" in setup
     assert setup.index("torch==2.13.0") < setup.index("-e \"$SOURCE\"")  # torch first
+    # the reference's answers are computed into the image, after the cache is opened up to everyone
+    assert setup.index("chmod -R a+rX") < setup.index('-m autograder grade "$SOURCE/solutions/basic_prompting"')
+    assert subprocess.run(["bash", "-n"], input=setup, text=True).returncode == 0
 
 
 def test_real_model_bundle_downloads_it(tmp_path):

@@ -140,3 +140,18 @@ def test_grades_with_the_memo_equal_grades_without_it(tmp_path):
     for case, (plain, memoised) in grades.items():
         assert memoised == plain, case
     assert os.environ.get("AUTOGRADER_REFERENCE_STORE"), "tests must not share the user's reference store"
+
+
+def test_a_model_the_student_changed_gets_the_real_model(memoised):
+    model, tok, ids, passes, real = memoised
+    prompt = tok(PROMPT)["input_ids"]
+    hook = model.lm_head.register_forward_hook(lambda module, inputs, output: output * 0)  # e.g. a logits hook
+    try:
+        with torch.no_grad():
+            output = model(torch.tensor([prompt]))
+    finally:
+        hook.remove()
+    assert real[0] == 1 and float(output.logits.abs().max()) == 0.0
+    with torch.no_grad():
+        model(torch.tensor([prompt]))
+    assert real[0] == 2, "once changed, the memo stays out of the way"

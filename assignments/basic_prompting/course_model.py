@@ -264,8 +264,11 @@ def load_model(name: str | None = None):
     return model, tokenizer
 
 
-def load_model_with_info(name: str | None = None):
-    """Like `load_model`, plus a `ModelInfo` that names the exact weights loaded."""
+def load_model_with_info(name: str | None = None, *, mapped_weights: bool = False):
+    """Like `load_model`, plus a `ModelInfo` that names the exact weights loaded.
+
+    `mapped_weights`: load from a float32 copy of the weights, mapped rather than
+    converted (see `float32_weights`; for a long-lived process that forks workers)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
@@ -275,10 +278,12 @@ def load_model_with_info(name: str | None = None):
     name = resolve_model_name(name)
     path = model_path(name)
     tokenizer = AutoTokenizer.from_pretrained(path, clean_up_tokenization_spaces=False, **tokenizer_load_kwargs())
-    model = AutoModelForCausalLM.from_pretrained(path, **{_dtype_kwarg(): torch.float32})
+    revision = _revision_of(name, Path(path))
+    weights = float32_weights(Path(path), revision) if mapped_weights else path
+    model = AutoModelForCausalLM.from_pretrained(str(weights), **{_dtype_kwarg(): torch.float32})
     model.eval()
     model.requires_grad_(False)
-    return model, tokenizer, ModelInfo(name=name, path=str(path), revision=_revision_of(name, Path(path)))
+    return model, tokenizer, ModelInfo(name=name, path=str(path), revision=revision)
 
 
 def tokenizer_load_kwargs() -> dict:
@@ -362,33 +367,74 @@ def _revision_of(name: str, path: Path) -> str:
 
 def _built(name: str, builder) -> Path:
     """The cache folder of an offline model, built once (atomically, under a file lock)."""
+
+    def build(staging: Path) -> None:
+        builder(staging)
+        digest = hashlib.sha256()
+        for file in sorted(staging.glob("*.safetensors")):
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        info = {"name": name, "builder_version": BUILDER_VERSION, "revision": f"{name}-{digest.hexdigest()[:16]}"}
+        (staging / "BUILD_INFO.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    return _build_once(cache_dir() / f"{name}-v{BUILDER_VERSION}", "BUILD_INFO.json", build)
+
+
+def _build_once(target: Path, marker: str, build) -> Path:
+    """`target`, filled by `build(staging)` once: atomically, under a file lock, so that
+    concurrent graders never see half a folder. `marker` is the file that says it is done."""
     from filelock import FileLock
 
-    root = cache_dir()
+    root = target.parent
     root.mkdir(parents=True, exist_ok=True)
-    target = root / f"{name}-v{BUILDER_VERSION}"
-    if (target / "BUILD_INFO.json").exists():
+    if (target / marker).exists():
         return target
-    with FileLock(str(root / f"{name}.lock")):
-        if (target / "BUILD_INFO.json").exists():
+    with FileLock(str(root / f"{target.name}.lock")):
+        if (target / marker).exists():
             return target
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
         try:
-            builder(staging)
-            weights = sorted(staging.glob("*.safetensors"))
-            digest = hashlib.sha256()
-            for file in weights:
-                with open(file, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-            info = {"name": name, "builder_version": BUILDER_VERSION, "revision": f"{name}-{digest.hexdigest()[:16]}"}
-            (staging / "BUILD_INFO.json").write_text(json.dumps(info, indent=2) + "\n")
+            build(staging)
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def float32_weights(path: Path, revision: str) -> Path:
+    """A folder whose weights are stored in float32: `path` itself, or a copy made once.
+
+    Weights stored as float32 are mapped from the file instead of converted at load, so
+    a process that loads them never holds a converted copy next to the file's pages (the
+    real checkpoint is bfloat16: converting at load peaks at ~1.4x the loaded model).
+    Forked processes share the mapped pages. The copy is made in a child process, whose
+    memory is gone when it ends."""
+    config = json.loads((path / "config.json").read_text())
+    if (config.get("dtype") or config.get("torch_dtype")) == "float32":
+        return path
+
+    def convert(staging: Path) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                import torch
+                from transformers import AutoModelForCausalLM
+
+                model = AutoModelForCausalLM.from_pretrained(str(path), **{_dtype_kwarg(): torch.float32})
+                model.save_pretrained(str(staging), safe_serialization=True)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise RuntimeError(f"could not write a float32 copy of {path} (status {status})")
+        (staging / "FLOAT32_OF.json").write_text(json.dumps({"source": str(path), "revision": revision}) + "\n")
+
+    return _build_once(cache_dir() / f"float32-{revision}", "FLOAT32_OF.json", convert)
 
 
 def _build_from_config(folder: Path, config_kwargs: dict, seed: int, dtype) -> None:

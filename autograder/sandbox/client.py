@@ -32,10 +32,6 @@ class Limits:
     threads: int = 0  # torch threads in the worker; 0 = all cores
 
 
-# Rows one memo request may ask for (about 40 MB at Qwen3's vocabulary); see `memo`.
-MEMO_ROWS_PER_REQUEST = 64
-
-
 class OnePathPerCall:
     """Which memo lookups one call into a submission gets answered.
 
@@ -284,7 +280,7 @@ class Worker:
         answers: list = []
         try:
             prefixes = wire.decode(header.get("value"), blobs)
-            for prefix in prefixes[:MEMO_ROWS_PER_REQUEST]:
+            for prefix in prefixes[:wire.MEMO_ROWS_PER_REQUEST]:
                 prefix = tuple(int(i) for i in prefix)
                 answers.append(self.memo(prefix) if self._memo_paths.allows(prefix) else None)
         except (TypeError, ValueError, wire.WireError):

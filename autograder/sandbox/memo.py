@@ -12,7 +12,8 @@ sequence whose every needed prefix is known:
 
 * `input_ids` of shape (1, L), no `inputs_embeds`, `labels` or extra outputs;
 * an `attention_mask` of ones and default positions, if given;
-* no KV cache, or a `MemoCache` this memo returned (one that still stands for tokens).
+* no KV cache, or a `MemoCache` this memo returned (one that still stands for tokens);
+* a model the student's code has not changed (weights, dtype, hooks).
 
 `MemoCache` is a real `DynamicCache` that holds no tensors while every call it went
 through came from the memo. The first time anything else touches it (the real model,
@@ -39,7 +40,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 Prefix = tuple[int, ...]
 # Arguments a plain call may pass, with the values that keep it plain.
 _HARMLESS_EXTRAS = {"return_dict": (None, True), "output_attentions": (None, False), "output_hidden_states": (None, False)}
-LOCAL_ROWS = 512  # rows a worker keeps (about 300 MB at Qwen3's vocabulary)
+LOCAL_ROWS = 128  # rows a worker keeps (about 80 MB at Qwen3's vocabulary)
 
 
 def cache_argument(forward) -> str:
@@ -144,6 +145,30 @@ for _name in ("__len__", "__getitem__", "__iter__", "__contains__", "__repr__", 
         setattr(MemoCache, _name, _materializing(getattr(DynamicCache, _name)))
 
 
+def _model_state_probe(model) -> Callable[[], bool]:
+    """A cheap check that the model still computes what the reference's model did: the
+    same weight tensors, unmodified in place (version counters), in the same dtype, and
+    no hooks added (a hook on a submodule would not run for an answered call). Code
+    that changes any of this gets the real model from then on."""
+    import torch.nn.modules.module as module_globals
+
+    def state():
+        tensors = [(id(t), t.data_ptr(), t._version, t.dtype) for t in (*model.parameters(), *model.buffers())]
+        hooks = [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()]
+        hooks.append(len(module_globals._global_forward_hooks) + len(module_globals._global_forward_pre_hooks))
+        return tensors, hooks
+
+    original = state()
+    changed = [False]
+
+    def untouched() -> bool:
+        if not changed[0] and state() != original:
+            changed[0] = True
+        return not changed[0]
+
+    return untouched
+
+
 def install_memo(model, lookup: Callable[[list[Prefix]], list[torch.Tensor | None]], forward_passes: list[int]) -> None:
     """Wrap `model.forward` (student worker) to answer plain calls from `lookup`.
 
@@ -174,7 +199,11 @@ def install_memo(model, lookup: Callable[[list[Prefix]], list[torch.Tensor | Non
         except KeyError:  # evicted meanwhile: a very long sequence
             return None
 
+    untouched = _model_state_probe(model)
+
     def answer(args, kwargs):
+        if not untouched():
+            return None
         try:
             arguments = dict(signature.bind(*args, **kwargs).arguments)
         except TypeError:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 
 MAX_HEADER_BYTES = 64 << 20
+# Logits rows one memo request may ask for (about 40 MB at Qwen3's vocabulary).
+MEMO_ROWS_PER_REQUEST = 64
 MAX_FRAME_BYTES = 64 << 20  # far above any honest answer (a 151,936-float distribution is 0.6 MB)
 MAX_DEPTH = 50
 

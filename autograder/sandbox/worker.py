@@ -47,7 +47,7 @@ def main() -> None:
     try:
         from ..models import load_model_with_info
 
-        model, tokenizer, info = load_model_with_info(args.model)
+        model, tokenizer, info = load_model_with_info(args.model, mapped_weights=True)
     except BaseException as error:  # noqa: BLE001 - report why, whatever it is
         wire.send_message(control, {"op": "failed", "type": type(error).__name__, "message": str(error)})
         sys.exit(1)
@@ -296,11 +296,9 @@ def _helper_stub(sock: socket.socket, name: str, answers: dict):
 
 def _memo_rows(sock: socket.socket, prefixes: list[tuple[int, ...]]) -> list:
     """Ask the grading process for the reference's logits rows after these prefixes."""
-    from .client import MEMO_ROWS_PER_REQUEST
-
     rows: list = []
-    for start in range(0, len(prefixes), MEMO_ROWS_PER_REQUEST):
-        chunk = [list(p) for p in prefixes[start:start + MEMO_ROWS_PER_REQUEST]]
+    for start in range(0, len(prefixes), wire.MEMO_ROWS_PER_REQUEST):
+        chunk = [list(p) for p in prefixes[start:start + wire.MEMO_ROWS_PER_REQUEST]]
         wire.send_value_message(sock, {"op": "memo"}, chunk)
         header, blobs = wire.recv_message(sock)
         answer = wire.decode(header.get("value"), blobs) if header.get("ok") else []
