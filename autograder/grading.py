@@ -28,6 +28,7 @@ from .feedback import Mismatch, abbreviate, call_text
 from .reference_store import ReferenceStore, fingerprint, store_dir
 from .sandbox import wire
 from .sandbox.client import Limits, StudentError, Worker, WorkerFailure, Zygote
+from .sandbox.memory import release_free_memory
 
 SUITE_DIR = Path(__file__).resolve().parent / "suites" / assignment.ASSIGNMENT
 
@@ -222,6 +223,7 @@ class Grader:
         finally:
             worker.close()
             self.store.save()  # what the reference computed survives a crash later in the batch
+            release_free_memory()
         result = SubmissionResult(
             student=student,
             submission=str(submission_dir),

@@ -55,8 +55,10 @@ def test_the_recorder_keeps_a_row_for_every_prefix_the_reference_saw(recorded_ru
     prompt = tok(PROMPT)["input_ids"]
     sequence = prompt + ids
     assert set(rows) == {tuple(sequence[: i + 1]) for i in range(len(sequence) - 1)}
+    # A KV-cache step and a whole-sequence forward sum in different orders (and with
+    # whatever thread count earlier tests left): float32 rounding, ~1e-5 on logits ~10.
     for k in (0, STEPS - 1):
-        torch.testing.assert_close(rows[tuple(prompt + ids[:k])], real_last_logits(model, prompt + ids[:k]), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(rows[tuple(prompt + ids[:k])], real_last_logits(model, prompt + ids[:k]), rtol=1e-4, atol=1e-4)
 
 
 def test_a_no_cache_loop_is_answered_without_running_the_model(memoised):

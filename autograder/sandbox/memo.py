@@ -40,7 +40,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 Prefix = tuple[int, ...]
 # Arguments a plain call may pass, with the values that keep it plain.
 _HARMLESS_EXTRAS = {"return_dict": (None, True), "output_attentions": (None, False), "output_hidden_states": (None, False)}
-LOCAL_ROWS = 128  # rows a worker keeps (about 80 MB at Qwen3's vocabulary)
+LOCAL_ROWS = 64  # rows a worker keeps (about 40 MB at Qwen3's vocabulary)
 
 
 def cache_argument(forward) -> str:
@@ -186,18 +186,18 @@ def install_memo(model, lookup: Callable[[list[Prefix]], list[torch.Tensor | Non
         forward_passes[0] -= 1  # the student did not ask for this pass
 
     def rows_for(prefixes: list[Prefix]) -> list[torch.Tensor] | None:
-        missing = [p for p in prefixes if p not in local]
+        found = {p: local.pop(p) for p in prefixes if p in local}
+        local.update(found)  # most recently used last: eviction takes the least recent
+        missing = [p for p in prefixes if p not in found]
         if missing:
             for prefix, row in zip(missing, lookup(missing)):
                 if row is None:
                     return None
+                found[prefix] = row
                 if len(local) >= LOCAL_ROWS:
                     local.pop(next(iter(local)))
                 local[prefix] = row
-        try:
-            return [local[p] for p in prefixes]
-        except KeyError:  # evicted meanwhile: a very long sequence
-            return None
+        return [found[p] for p in prefixes]
 
     untouched = _model_state_probe(model)
 

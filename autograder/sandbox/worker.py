@@ -19,6 +19,7 @@ import time
 import traceback
 
 from . import wire
+from .memory import release_free_memory
 
 # Exceptions a submission may raise that keep their type when they cross the wire;
 # any other type arrives as RuntimeError with the original type name in the message.
@@ -209,6 +210,7 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
             _serve_logits(sock, model, header, blobs)
         else:
             return
+        release_free_memory()
 
 
 def _flush() -> None:
