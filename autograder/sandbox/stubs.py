@@ -8,8 +8,6 @@ statistical tests need no real forward passes.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 
@@ -65,7 +63,9 @@ class EosForcingModel(torch.nn.Module):
         past = cache if cache is not None else past_key_values
         past_length = _past_length(past)  # before the call: the cache grows in place
         if past is not None:
-            kwargs["cache" if "cache" in inspect.signature(self.inner.forward).parameters else "past_key_values"] = past
+            from .memo import cache_argument
+
+            kwargs[cache_argument(self.inner.forward)] = past
         output = self.inner(input_ids=input_ids, **kwargs)
         logits = output.logits
         for row in range(logits.shape[1]):
