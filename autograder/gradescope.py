@@ -5,8 +5,8 @@ writes a zip that Gradescope's "Zip file upload" accepts:
 
 * ``setup.sh`` - run once, as root, when Gradescope builds the image: Python >= 3.11 in a
   venv at /autograder/venv, torch 2.13.0 (CPU build, first), this project with the pinned
-  versions of ``constraints/transformers4.txt``, and the model (the real one with
-  ``huggingface-cli download Qwen/Qwen3-0.6B-Base``; the offline ones are built).
+  versions of ``constraints/transformers4.txt``, and the model (the real one downloaded
+  into the Hugging Face cache; the offline ones are built).
 * ``run_autograder`` - run for every submission: grades
   ``/autograder/submission/decoding.py`` with our `Grader` and writes
   ``/autograder/results/results.json`` (``report.gradescope_results``).
@@ -86,11 +86,7 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install "torch==__TORCH__" --index-url __TORCH_INDEX__
 "${pip[@]}" install -c "$SOURCE/__CONSTRAINTS__" -e "$SOURCE"
 
-# The model, into $HF_HOME (hub models) or $AUTOGRADER_CACHE (the offline stand-ins).
-case "$MODEL" in
-  __OFFLINE__) ;;
-  *) "$VENV/bin/huggingface-cli" download "$MODEL" --include "*.json" "*.safetensors" "*.txt" "*.model" ;;
-esac
+# The model: a hub model is downloaded into $HF_HOME, an offline stand-in built into $AUTOGRADER_CACHE.
 PYTHONPATH="$SOURCE" "$VENV/bin/python" -c "import sys; from autograder import models; print('model ready:', models.model_path(sys.argv[1]))" "$MODEL"
 mkdir -p "$HF_HOME" "$AUTOGRADER_CACHE"
 chmod -R a+rX "$HF_HOME" "$AUTOGRADER_CACHE"
@@ -137,8 +133,7 @@ def _files(repo: Path) -> list[Path]:
 
 def _script(template: str, model: str) -> str:
     return (template.replace("__MODEL__", shlex.quote(model)).replace("__ASSIGNMENT__", assignment.ASSIGNMENT).replace("__TORCH__", TORCH_VERSION)
-            .replace("__TORCH_INDEX__", TORCH_INDEX).replace("__CONSTRAINTS__", CONSTRAINTS)
-            .replace("__OFFLINE__", "|".join(OFFLINE_MODELS)))
+            .replace("__TORCH_INDEX__", TORCH_INDEX).replace("__CONSTRAINTS__", CONSTRAINTS))
 
 
 def build_bundle(out_zip: Path, model: str, limits=None) -> Path:

@@ -16,7 +16,12 @@ python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is needed ($python is older)" >&2; exit 2; }
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
-# torch first, pinned: an unpinned torch (even one pulled in as a dependency) is a multi-GB CUDA build.
-"$venv/bin/python" -c 'import torch' 2>/dev/null || "${pip[@]}" install "torch==2.13.0"
+# torch first, pinned, CPU build: PyPI's Linux torch (also when pulled in as a dependency) is a
+# multi-GB CUDA build. A wheel folder or mirror that pip is configured with and that holds the CPU
+# build is used as is; otherwise PyTorch's CPU index ($TORCH_INDEX_URL to use another).
+if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
+  "${pip[@]}" install "torch==2.13.0+cpu" 2>/dev/null ||
+    "${pip[@]}" install "torch==2.13.0" --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+fi
 "${pip[@]}" install -c "$constraints" -e ".[course,dev]"
 echo "environment ready: $venv (transformers $("$venv/bin/python" -c 'import transformers; print(transformers.__version__)'))" >&2

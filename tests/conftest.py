@@ -55,7 +55,7 @@ def real():
     if not models.hub_model_cached(models.DEFAULT_MODEL):
         pytest.skip(
             f"the real {models.DEFAULT_MODEL} weights are not in the Hugging Face cache "
-            f"(run `huggingface-cli download {models.DEFAULT_MODEL}` on a machine with internet access)"
+            f"(run `hf download {models.DEFAULT_MODEL}` on a machine with internet access)"
         )
     return models.load_model(models.DEFAULT_MODEL)
 

@@ -83,7 +83,7 @@ def test_grade_says_how_to_get_a_missing_model(tmp_path):
     shutil.copy(assignment.SKELETON_PATH, folder / "decoding.py")
     result = run_cli("grade", str(folder), env=env)
     assert result.returncode == 2
-    assert "huggingface-cli download Qwen/Qwen3-0.6B-Base" in result.stderr and "tiny-qwen3" in result.stderr
+    assert "hf download Qwen/Qwen3-0.6B-Base" in result.stderr and "tiny-qwen3" in result.stderr
 
 
 def _course(tmp_path: Path) -> Path:

@@ -77,5 +77,15 @@ def test_missing_real_model_gives_a_clear_error():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "ModelUnavailableError" in result.stderr
-    assert "huggingface-cli download Qwen/Qwen3-0.6B-Base" in result.stderr
+    assert "hf download Qwen/Qwen3-0.6B-Base" in result.stderr
     assert "--model tiny-qwen3" in result.stderr
+
+
+def test_building_a_model_leaves_the_callers_random_stream_alone(tmp_path):
+    # A first load builds the model from a seed; `torch.manual_seed(s)` before it must still
+    # give the stream it gives before a later, cached load.
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    models._build_from_config(tmp_path, models.TINY_CONFIG, models.TINY_SEED, torch.float32)
+    assert torch.equal(torch.rand(3), expected)

@@ -96,6 +96,14 @@ def test_truncate_at_stop(reference, text, stops, expected):
     assert reference.truncate_at_stop(text, stops) == expected
 
 
+def test_truncate_takes_a_bare_string_as_one_stop(reference):
+    assert reference.truncate_at_stop("hello world", "wor") == "hello "
+
+
+def test_truncate_reads_a_one_shot_iterator_of_stops(reference):
+    assert reference.truncate_at_stop("abc", (stop for stop in ["b"])) == "a"
+
+
 def test_truncate_rejects_empty_stop(reference):
     with pytest.raises(ValueError):
         reference.truncate_at_stop("abc", ["x", ""])
@@ -133,6 +141,17 @@ def test_generate_text_stop_spanning_two_tokens_stops_generation(tiny, reference
         handle.remove()
     assert text == full[: full.find(stop)]
     assert len(calls) <= k + 2  # stopped as soon as the stop appeared, not after 12 tokens
+
+
+def test_generate_text_zero_tokens_is_empty(tiny, reference):
+    assert reference.generate_text(*tiny, "hello", max_new_tokens=0) == ""
+
+
+def test_generate_text_takes_a_bare_string_stop(tiny, reference):
+    model, tok = tiny
+    full = reference.generate_text(model, tok, "def factorial(", max_new_tokens=15)
+    stop = full[len(full) // 2:][:2]
+    assert stop and reference.generate_text(model, tok, "def factorial(", max_new_tokens=15, stop=stop) == full[: full.find(stop)]
 
 
 def test_generate_text_sampling_matches_sample_decode(tiny, reference):

@@ -341,7 +341,7 @@ def _hub_snapshot(repo_id: str) -> str:
         raise ModelUnavailableError(
             f"Could not load the model {repo_id!r}: {type(error).__name__}: {error}\n"
             f"  - To use the real model, run once on a machine with internet access:\n"
-            f"      huggingface-cli download {repo_id}\n"
+            f"      hf download {repo_id}\n"
             f"    (it lands in the Hugging Face cache, ~/.cache/huggingface; set HF_HOME to move it).\n"
             f"  - To work offline, pick the stand-in model: --model {TINY_MODEL} "
             f"or export {MODEL_ENV_VAR}={TINY_MODEL}.\n"
@@ -442,8 +442,11 @@ def _build_from_config(folder: Path, config_kwargs: dict, seed: int, dtype) -> N
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
     save_qwen3_tokenizer(folder)
-    torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(Qwen3Config(**config_kwargs)).to(dtype)
+    # Seed the weights without touching the caller's random stream: a first (building) load
+    # must leave `torch.manual_seed(s)` before it meaning what it means on later loads.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen3ForCausalLM(Qwen3Config(**config_kwargs)).to(dtype)
     model.generation_config = GenerationConfig(bos_token_id=151643, eos_token_id=151643, pad_token_id=151643)
     model.save_pretrained(str(folder), safe_serialization=True)
 

@@ -65,9 +65,12 @@ def top_p_filter(probs: torch.Tensor, p: float) -> torch.Tensor:
 
 def truncate_at_stop(text: str, stop_sequences: Sequence[str]) -> str:
     """The text before the earliest occurrence of any stop sequence."""
-    if any(len(stop) == 0 for stop in stop_sequences):
+    # A bare string is one stop sequence (not one per character); a one-shot iterator is
+    # read once.
+    stops = [stop_sequences] if isinstance(stop_sequences, str) else list(stop_sequences)
+    if any(len(stop) == 0 for stop in stops):
         raise ValueError("stop sequences must be non-empty strings")
-    positions = [text.find(stop) for stop in stop_sequences]
+    positions = [text.find(stop) for stop in stops]
     found = [position for position in positions if position >= 0]
     return text[: min(found)] if found else text
 
@@ -87,7 +90,8 @@ def _new_tokens(model, tokenizer, prompt: str, max_new_tokens: int, choose) -> I
     with torch.no_grad():
         for _ in range(max_new_tokens):
             output = model(input_ids=input_ids, use_cache=True, **{cache_name: past})
-            past = output.get("cache", output.get("past_key_values"))
+            # (reading `past_key_values` when `cache` is there warns in transformers 5)
+            past = output["cache"] if "cache" in output else output.past_key_values
             token = int(choose(output.logits[0, -1].float()))
             yield token
             if token == tokenizer.eos_token_id:
