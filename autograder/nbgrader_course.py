@@ -7,7 +7,9 @@ Two commands (see docs/TA_GUIDE.md for the whole workflow):
   *task* cell per contract function, worth that function's points. nbgrader needs a
   notebook to release an assignment at all, and these cells are where the points for
   ``decoding.py`` live in its gradebook, so ``nbgrader export`` sums them.
-  ``sync --check`` only reports drift (exit 1).
+  ``sync --check`` only reports drift (exit 1). The course's ``nbgrader_config.py`` runs
+  the same sync (`sync_on_config_load`) whenever nbgrader loads it, so a fresh clone's
+  ``nbgrader generate_assignment basic_prompting`` works with no step of ours first.
 * ``autograde`` runs right after ``nbgrader collect``. It grades every collected
   ``submitted/<student>/basic_prompting/decoding.py`` with our `Grader` (never nbgrader's
   own autograde: that would put the source ``decoding.py`` back over the student's, let
@@ -34,25 +36,64 @@ Two commands (see docs/TA_GUIDE.md for the whole workflow):
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import html
+import os
 import re
 import shutil
 import sys
+import tempfile
 import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import assignment, models
-from .grading import POINTS
 
 POINTS_NOTEBOOK = "decoding_points"  # notebook name in nbgrader's gradebook (file: decoding_points.ipynb)
 FEEDBACK_HTML = "decoding_feedback.html"
 OUTPUT_DIR = "grading-output"  # below the course root; TAs only
 ASSIGNMENT_DIR = assignment.REPO_ROOT / "assignments" / assignment.ASSIGNMENT
 DEFAULT_COURSE = assignment.REPO_ROOT / "course"
-IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store")
+# Clutter that never belongs in the course's source (nor in autograded/): caches, checkpoints,
+# and a virtual environment someone made inside the assignment folder.
+IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store", ".venv", "venv",
+           ".mypy_cache", ".ruff_cache", ".hypothesis")
 MAX_FAILURES_PER_COMMENT = 3
+
+
+def is_clutter(relative: str | Path) -> bool:
+    """Whether a path (relative to an assignment folder) is clutter that is never copied."""
+    return any(part in IGNORED or part.endswith(".pyc") for part in Path(relative).parts)
+
+
+@functools.cache
+def grader_points() -> dict[str, int]:
+    """`autograder.grading.POINTS`, read from grading.py's source while that module is not
+    imported yet: every nbgrader command in the course folder syncs the source (see
+    `sync_on_config_load`), and importing the grader would load torch each time."""
+    loaded = sys.modules.get(f"{__package__}.grading")
+    if loaded is None:
+        try:
+            tree = ast.parse(Path(__file__).with_name("grading.py").read_text(encoding="utf-8"))
+            for node in tree.body:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+                if any(isinstance(t, ast.Name) and t.id == "POINTS" for t in targets) and node.value is not None:
+                    points = ast.literal_eval(node.value)
+                    if isinstance(points, dict) and all(isinstance(v, (int, float)) for v in points.values()):
+                        return dict(points)
+        except (OSError, SyntaxError, ValueError):
+            pass
+    from .grading import POINTS
+
+    return dict(POINTS)
+
+
+def __getattr__(name: str):
+    if name == "POINTS":  # nbgrader_course.POINTS, as before, without importing the grader up front
+        return grader_points()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cell_name(function: str) -> str:
@@ -85,23 +126,26 @@ def points_notebook_text() -> str:
     intro.metadata["nbgrader"] = {"grade": False, "grade_id": "decoding_points_intro", "locked": True,
                                   "schema_version": 3, "solution": False, "task": False}
     nb.cells.append(intro)
+    points = grader_points()
     for function in assignment.CONTRACT:
         cell = nbformat.v4.new_markdown_cell(
-            f"### `{function}`: {POINTS[function]} points\n\n"
+            f"### `{function}`: {points[function]} points\n\n"
             f"Graded from your `decoding.py` by the course autograder."
         )
         cell.id = f"points-{function.replace('_', '-')}"
         cell.metadata["nbgrader"] = {"grade": False, "grade_id": cell_name(function), "locked": True,
-                                     "points": POINTS[function], "schema_version": 3, "solution": False, "task": True}
+                                     "points": points[function], "schema_version": 3, "solution": False, "task": True}
         nb.cells.append(cell)
     return nbformat.writes(nb) + "\n"
 
 
 def expected_source(assignment_dir: Path = ASSIGNMENT_DIR) -> dict[str, bytes]:
     """{relative path: content} the course's source/<assignment>/ must hold."""
+    if not (assignment_dir / assignment.SUBMISSION_FILE).is_file():
+        raise RuntimeError(f"{assignment_dir} holds no {assignment.SUBMISSION_FILE}: not the assignment's folder")
     files = {}
     for path in sorted(assignment_dir.rglob("*")):
-        if path.is_file() and not any(part in IGNORED or part.endswith(".pyc") for part in path.relative_to(assignment_dir).parts):
+        if path.is_file() and not path.is_symlink() and not is_clutter(path.relative_to(assignment_dir)):
             files[path.relative_to(assignment_dir).as_posix()] = path.read_bytes()
     name = f"{POINTS_NOTEBOOK}.ipynb"
     if name in files:
@@ -121,7 +165,7 @@ def sync_differences(course: Path, assignment_dir: Path = ASSIGNMENT_DIR) -> lis
     have = {p.relative_to(target).as_posix(): p for p in target.rglob("*") if p.is_file() and not p.is_symlink()} if target.is_dir() else {}
     problems = [f"missing: {name}" for name in wanted if name not in have]
     problems += [f"differs: {name}" for name, path in have.items() if name in wanted and path.read_bytes() != wanted[name]]
-    problems += [f"extra: {name}" for name in have if name not in wanted and not any(part in IGNORED for part in Path(name).parts)]
+    problems += [f"extra: {name}" for name in have if name not in wanted and not is_clutter(name)]
     problems += [f"symlink (nbgrader copies files, use sync): {p.relative_to(target)}" for p in target.rglob("*") if p.is_symlink()] if target.is_dir() else []
     return sorted(problems)
 
@@ -142,7 +186,45 @@ def sync(course: Path, assignment_dir: Path = ASSIGNMENT_DIR) -> list[str]:
         path = target / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_bytes() != content:
-            path.write_bytes(content)
+            _write_atomically(path, content)
+    return changed
+
+
+def _write_atomically(path: Path, content: bytes) -> None:
+    """Write `path` so that a concurrent reader (another nbgrader command) never sees half a file."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def sync_on_config_load(course: str | Path, assignment_dir: Path = ASSIGNMENT_DIR) -> list[str]:
+    """What the course's nbgrader_config.py runs whenever nbgrader loads it: bring
+    source/<assignment>/ up to date with the assignment folder (cheap when nothing changed,
+    so every nbgrader command can afford it), and never fail the command.
+
+    Silent when the source was already up to date; otherwise one line on stderr (nbgrader's
+    own log goes there too): what changed, or why it could not. Returns the changes made.
+    """
+    course = Path(course)
+    try:
+        if sync_differences(course, assignment_dir) == []:
+            return []
+        existed = source_dir(course).is_dir()
+        changed = sync(course, assignment_dir)
+    except Exception as error:  # noqa: BLE001 - a config file must never break an nbgrader command
+        print(f"[nbgrader_config.py] warning: could not bring {source_dir(course)} up to date with {assignment_dir} "
+              f"({type(error).__name__}: {error}); run `python -m autograder nbgrader-sync` to see why", file=sys.stderr)
+        return []
+    what = f"updated ({len(changed)} changes: " + "; ".join(changed[:4]) + ("; ..." if len(changed) > 4 else "") + ")" if existed else "created"
+    released = (course / "release" / assignment.ASSIGNMENT).is_dir()
+    hint = f"; an earlier release is stale: nbgrader generate_assignment {assignment.ASSIGNMENT} --force" if released else ""
+    print(f"[nbgrader_config.py] source/{assignment.ASSIGNMENT}/ {what} from {assignment_dir}{hint}", file=sys.stderr)
     return changed
 
 
@@ -187,14 +269,15 @@ def check_gradebook(gb, assignment_id: str) -> None:
     """The gradebook must know the points notebook with the right points per function."""
     from nbgrader.api import MissingEntry
 
-    hint = (f"run `python -m autograder.nbgrader_course sync` and then `nbgrader generate_assignment "
-            f"{assignment_id} --force` in the course folder first")
+    hint = (f"run `nbgrader generate_assignment {assignment_id} --force` in the course folder first "
+            f"(it brings source/ up to date with the assignment before it generates the release)")
     try:
         notebook = gb.find_notebook(POINTS_NOTEBOOK, assignment_id)
     except MissingEntry:
         raise RuntimeError(f"nbgrader's gradebook has no notebook {POINTS_NOTEBOOK} in {assignment_id}: {hint}") from None
     cells = {cell.name: cell.max_score for cell in notebook.task_cells}
-    wrong = [f for f in POINTS if cells.get(cell_name(f)) != POINTS[f]]
+    points = grader_points()
+    wrong = [f for f in points if cells.get(cell_name(f)) != points[f]]
     if wrong:
         raise RuntimeError(f"the gradebook's points for {', '.join(wrong)} differ from the grader's: {hint}")
 
@@ -221,7 +304,7 @@ def _function_comment(tests: list[dict], function: str) -> str:
 
 
 def function_scores(results: dict) -> dict[str, float]:
-    return {f: round(sum(t["score"] for t in results["tests"] if t["tags"][:1] == [f]), 4) for f in POINTS}
+    return {f: round(sum(t["score"] for t in results["tests"] if t["tags"][:1] == [f]), 4) for f in grader_points()}
 
 
 def record_in_gradebook(gb, assignment_id: str, student: str, results: dict, timestamp: str | None) -> None:
@@ -292,7 +375,7 @@ def fill_autograded(coursedir, gb, assignment_id: str, item: Collected, feedback
     known_notebooks = {nb.name: nb for nb in assignment_row.notebooks}
     for path in sorted(item.folder.rglob("*")):
         relative = path.relative_to(item.folder)
-        if not path.is_file() or path.is_symlink() or any(part in IGNORED for part in relative.parts):
+        if not path.is_file() or path.is_symlink() or is_clutter(relative):
             continue
         target = dest / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -335,7 +418,7 @@ def _timestamp(folder: Path) -> str | None:
 
 def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, students: list[str] | None = None,
               model: str | None = None, limits=None, regrade: bool = False, feedback: bool = True,
-              console=None) -> dict[str, dict]:
+              reuse_reference: bool = True, console=None) -> dict[str, dict]:
     """Grade the collected submissions of `assignment_id`; returns {student: outcome}.
 
     An outcome holds ``score`` (None when grading failed), ``status`` and ``feedback``
@@ -377,7 +460,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                             from .grading import Grader
 
                             with console.status(f"Loading {model_name} ..."):
-                                grader = Grader(model_name, limits)
+                                grader = Grader(model_name, limits, reuse_reference=reuse_reference)
                             if hasattr(grader, "hidden_paths"):  # the course: others' code, grades, feedback
                                 grader.hidden_paths.append(course)
                         with console.status(f"Grading {item.student} ..."):
@@ -400,7 +483,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                 score = round(sum(function_scores(results).values()), 4)
                 outcomes[item.student] = {"score": score, "status": "unchanged, not regraded" if reused else "graded", "feedback": False,
                                           "results": results}
-                console.print(f"{item.student}: {score:g} / {sum(POINTS.values())}" + (" (unchanged, not regraded)" if reused else ""))
+                console.print(f"{item.student}: {score:g} / {sum(grader_points().values())}" + (" (unchanged, not regraded)" if reused else ""))
         finally:
             if grader is not None:
                 grader.close()
@@ -465,7 +548,8 @@ def _autograde_command(args) -> int:
                     memory_bytes=int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else defaults.memory_bytes)
     try:
         outcomes = autograde(course, assignment_id=args.assignment, students=args.student or None, model=args.model,
-                             limits=limits, regrade=args.regrade, feedback=not args.no_feedback)
+                             limits=limits, regrade=args.regrade, feedback=not args.no_feedback,
+                             reuse_reference=not args.fresh_reference)
     except (RuntimeError, models.ModelUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -499,6 +583,9 @@ def _add_autograde(commands, name: str):
     parser.add_argument("--test-timeout", type=float, help="seconds per call into student code")
     parser.add_argument("--submission-timeout", type=float, help="seconds for all calls of one submission")
     parser.add_argument("--memory-limit-gb", type=float, help="memory beyond the shared model, GiB")
+    parser.add_argument("--fresh-reference", action="store_true",
+                        help="compute every reference answer and every model call afresh: no stored reference answers, "
+                             "no answering students' model calls from them (same grades, slower)")
     parser.set_defaults(handler=_autograde_command)
     return parser
 

@@ -1,9 +1,11 @@
 """The nbgrader workflow end to end, with the real nbgrader CLI in a temporary course and exchange.
 
-release -> fetch -> submit (four students) -> collect -> our autograde step -> feedback ->
-export. The students: the reference (100), the untouched skeleton (0), a buggy top_p_filter
-(partial), and one whose decoding.py prints HTML and calls os._exit(1) at import (0, and the
-others are graded all the same).
+The temporary course starts as a fresh clone's does: only nbgrader_config.py, no source/ (no
+sync of ours first). Then: db student add -> generate_assignment -> release -> fetch -> submit
+(four students) -> collect -> our autograde step -> feedback -> export. The students: the
+reference (100), the untouched skeleton (0), a buggy top_p_filter (the partial score that the
+grader gives that file when run directly), and one whose decoding.py prints HTML and calls
+os._exit(1) at import (0, and the others are graded all the same).
 """
 
 from __future__ import annotations
@@ -59,8 +61,11 @@ def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("nbgrader")
     course = root / "course"
     course.mkdir()
+    # A fresh clone: the course's config next to the autograder package, and no source/.
+    # nbgrader's own commands must bring source/ up to date (the config does it on load).
     shutil.copy(REPO / "course" / "nbgrader_config.py", course)
-    nbgrader_course.sync(course)  # the source as `sync` makes it from assignments/
+    (root / "autograder").symlink_to(REPO / "autograder", target_is_directory=True)
+    assert not (course / "source").exists()
     exchange = root / "exchange"
     exchange.mkdir()
     exchange.chmod(0o777)
@@ -72,9 +77,9 @@ def course(tmp_path_factory):
     # students have no course config: they name the exchange and the course on the command line
     student_flags = (f"--Exchange.root={exchange}", "--CourseDirectory.course_id=test-course")
 
-    (root / "students.csv").write_text("id,first_name,last_name\n" + "".join(f"{s},{s.title()},Test\n" for s in STUDENTS))
-    nbgrader("db", "student", "import", str(root / "students.csv"), cwd=course, env=env)
-    nbgrader("generate_assignment", ASSIGNMENT, cwd=course, env=env)
+    added = [nbgrader("db", "student", "add", student, f"--first-name={student.title()}", "--last-name=Test", cwd=course, env=env)
+             for student in STUDENTS]
+    generated = nbgrader("generate_assignment", ASSIGNMENT, cwd=course, env=env)
     nbgrader("release_assignment", ASSIGNMENT, cwd=course, env=env)
     sources = {"reference": assignment.REFERENCE_PATH.read_text(), "skeleton": None,
                "buggy": (BUGGY / "decoding.py").read_text(), "crashing": CRASHING}
@@ -96,7 +101,86 @@ def course(tmp_path_factory):
     nbgrader("release_feedback", ASSIGNMENT, cwd=course, env=env)
     nbgrader("fetch_feedback", ASSIGNMENT, "--student=cy", *student_flags, cwd=root / "home" / "cy",
              env=student_env(env, root / "home" / "cy"))
-    return {"root": root, "course": course, "exchange": exchange, "env": env, "graded": graded}
+    return {"root": root, "course": course, "exchange": exchange, "env": env, "graded": graded,
+            "config_lines": [line for r in (*added, generated) for line in r.stderr.splitlines() if "[nbgrader_config.py]" in line]}
+
+
+@pytest.fixture(scope="module")
+def buggy_graded_directly():
+    """The buggy submission graded by the Grader itself, in this process: no nbgrader, no
+    gradebook, no export. Its score is what the CSV must show."""
+    from autograder.grading import Grader
+
+    with Grader("tiny-qwen3") as grader:
+        result = grader.grade(BUGGY)
+    assert result.internal_errors == []
+    return result
+
+
+def direct_function_scores(result) -> dict[str, float]:
+    """Points per function of a directly graded submission, unrounded."""
+    return {f: sum(t.score for t in result.tests if t.function == f) for f in POINTS}
+
+
+def test_fresh_course_gets_its_source_from_nbgrader_alone(course):
+    """No sync of ours ran: the first nbgrader command made source/ from assignments/ (saying
+    so in one line), the later ones found it current and said nothing."""
+    assert len(course["config_lines"]) == 1 and "created" in course["config_lines"][0], course["config_lines"]
+    assert nbgrader_course.sync_differences(course["course"]) == []
+    source = {p.relative_to(course["course"] / "source" / ASSIGNMENT).as_posix()
+              for p in (course["course"] / "source" / ASSIGNMENT).rglob("*") if p.is_file()}
+    assert source == {p.relative_to(nbgrader_course.ASSIGNMENT_DIR).as_posix()
+                      for p in nbgrader_course.ASSIGNMENT_DIR.rglob("*")
+                      if p.is_file() and not nbgrader_course.is_clutter(p.relative_to(nbgrader_course.ASSIGNMENT_DIR))} | {"decoding_points.ipynb"}
+
+
+def test_git_ignores_everything_the_workflow_writes_in_the_course(course):
+    """course/.gitignore covers what the commands of the TA guide leave in course/, so `git
+    status` stays clean: checked against what this run left behind, plus a roster."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    left = sorted(p.name for p in course["course"].iterdir() if p.name != "nbgrader_config.py")
+    assert {"source", "release", "submitted", "autograded", "feedback", "grading-output", "gradebook.db", "grades.csv"} <= set(left)
+    paths = [f"course/{name}/x" if (course["course"] / name).is_dir() else f"course/{name}" for name in left]
+    paths += ["course/students.csv", "course/.ipynb_checkpoints/x"]
+    checked = subprocess.run(["git", "check-ignore", "--no-index", "--verbose", "--non-matching", *paths],
+                             cwd=REPO, capture_output=True, text=True)
+    not_ignored = [line.split("\t")[-1] for line in checked.stdout.splitlines() if line.startswith("::")]
+    assert not_ignored == [], f"git would show these in `git status`: {not_ignored}"
+
+
+def test_grader_points_are_read_without_importing_the_grader():
+    """The points the course's sync writes are the grader's, read without importing torch."""
+    code = ("import sys; from autograder import nbgrader_course as n; p = n.grader_points(); "
+            "assert 'torch' not in sys.modules and 'autograder.grading' not in sys.modules; "
+            "from autograder.grading import POINTS; assert p == POINTS, (p, POINTS); print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr
+
+
+def test_sync_on_config_load_is_quiet_idempotent_and_never_raises(tmp_path, capsys):
+    assignment_dir = tmp_path / "assignment"
+    shutil.copytree(nbgrader_course.ASSIGNMENT_DIR, assignment_dir)
+    for clutter in (".venv/lib/big.so", "__pycache__/decoding.cpython-311.pyc", ".ipynb_checkpoints/x.ipynb"):
+        (assignment_dir / clutter).parent.mkdir(parents=True, exist_ok=True)
+        (assignment_dir / clutter).write_text("clutter")
+    course = tmp_path / "course"
+    assert nbgrader_course.sync_on_config_load(course, assignment_dir)
+    assert "created" in capsys.readouterr().err
+    source = nbgrader_course.source_dir(course)
+    assert not any(nbgrader_course.is_clutter(p.relative_to(source)) for p in source.rglob("*"))
+    assert not (source / "solutions").exists() and (source / "decoding.py").read_bytes() == (assignment_dir / "decoding.py").read_bytes()
+    before = {p: p.stat().st_mtime_ns for p in source.rglob("*")}
+    assert nbgrader_course.sync_on_config_load(course, assignment_dir) == []
+    assert capsys.readouterr().err == ""
+    assert {p: p.stat().st_mtime_ns for p in source.rglob("*")} == before
+    (assignment_dir / "README.md").write_text("changed")
+    (course / "release" / ASSIGNMENT).mkdir(parents=True)
+    assert nbgrader_course.sync_on_config_load(course, assignment_dir) == ["differs: README.md"]
+    assert "--force" in capsys.readouterr().err
+    # a missing assignment folder: a warning, never an exception
+    assert nbgrader_course.sync_on_config_load(tmp_path / "other", tmp_path / "missing") == []
+    assert "warning" in capsys.readouterr().err
 
 
 def test_release_holds_no_reference_and_no_hidden_test(course):
@@ -108,7 +192,7 @@ def test_release_holds_no_reference_and_no_hidden_test(course):
         assert REFERENCE_MARKER not in text and not HIDDEN_TEST.search(text), path
 
 
-def test_export_has_our_scores(course):
+def test_export_has_our_scores(course, buggy_graded_directly):
     with open(course["course"] / "grades.csv", newline="") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
     assert set(rows) == set(STUDENTS)
@@ -117,17 +201,17 @@ def test_export_has_our_scores(course):
     assert float(rows["ada"]["score"]) == pytest.approx(100)
     assert float(rows["bo"]["score"]) == 0
     assert float(rows["dee"]["score"]) == 0
-    # the buggy student loses points in the functions its bug touches, and only there
-    results = json.loads((course["course"] / "grading-output" / ASSIGNMENT / "cy" / "results.json").read_text())
-    assert float(rows["cy"]["score"]) == pytest.approx(results["score"], abs=1e-3)
+    # The buggy student: the partial score the grader gives that file when run directly,
+    # which loses points in exactly the functions expected.json names, and only there.
     wrong = set(json.loads((BUGGY / "expected.json").read_text())["wrong"])
-    by_function = nbgrader_course.function_scores(results)
-    for function, points in POINTS.items():
-        if function in wrong:
-            assert by_function[function] < points, function
-        else:
-            assert by_function[function] == pytest.approx(points), function
-    assert 0 < float(rows["cy"]["score"]) < 100
+    by_function = direct_function_scores(buggy_graded_directly)
+    assert {f for f, score in by_function.items() if score < POINTS[f] - 1e-9} == wrong
+    expected = sum(POINTS.values()) - sum(POINTS[f] - by_function[f] for f in wrong)
+    assert expected == pytest.approx(buggy_graded_directly.score, abs=1e-3) and 0 < expected < 100
+    assert float(rows["cy"]["score"]) == pytest.approx(expected, abs=1e-3)
+    # and the gradebook's per-function points are the direct ones
+    results = json.loads((course["course"] / "grading-output" / ASSIGNMENT / "cy" / "results.json").read_text())
+    assert nbgrader_course.function_scores(results) == pytest.approx(by_function, abs=1e-3)
 
 
 def test_gradebook_has_points_and_comments_per_function(course):
@@ -144,7 +228,13 @@ def test_gradebook_has_points_and_comments_per_function(course):
         assert "could not be imported" in crashed
 
 
-def test_feedback_is_ours_and_hides_the_grader(course):
+def _shown(score: float) -> set[str]:
+    """How nbgrader's feedback template may print `score` (Jinja's round(2) of a value we
+    stored rounded to 4 places)."""
+    return {f"Score: {round(score + delta, 2)} / " for delta in (-1e-3, 0, 1e-3)}
+
+
+def test_feedback_is_ours_and_hides_the_grader(course, buggy_graded_directly):
     feedback = course["course"] / "feedback"
     for student in STUDENTS:
         folder = feedback / student / ASSIGNMENT
@@ -155,7 +245,9 @@ def test_feedback_is_ours_and_hides_the_grader(course):
             for path, text in texts(folder).items():
                 assert REFERENCE_MARKER not in text, path
     cy = (feedback / "cy" / ASSIGNMENT / "decoding_points.html").read_text()
-    assert "Score: 7.38 / 20.0" in cy or re.search(r"Score: \d+\.\d+ / 20\.0", cy)
+    top_p = direct_function_scores(buggy_graded_directly)["top_p_filter"]
+    assert any(f"{shown}20.0" in cy for shown in _shown(top_p)), "top_p_filter's score in cy's feedback"
+    assert any(f"{shown}100.0" in cy for shown in _shown(buggy_graded_directly.score)), "cy's total in the feedback"
     assert "top_p_filter" in cy and "Expected:" in cy and "Got:" in cy
     dee = (feedback / "dee" / ASSIGNMENT / "decoding_points.html").read_text()
     assert "could not be imported" in dee
