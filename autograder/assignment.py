@@ -16,6 +16,10 @@ COURSE_MODEL_PATH = SKELETON_PATH.parent / "course_model.py"
 # Folders a student's worker must not see (where the OS allows hiding them).
 HIDDEN_FROM_STUDENTS = (REPO_ROOT / "solutions", REPO_ROOT / "autograder" / "suites", REPO_ROOT / "tests")
 
+# The command line's exit status when grading ran but the grader itself failed somewhere
+# (`grade`, `grade-all`): those grades are not final.
+GRADER_ERROR_EXIT = 3
+
 # The functions students implement, in the order the assignment introduces them.
 CONTRACT = (
     "softmax",
@@ -29,6 +33,18 @@ CONTRACT = (
 # Pure functions (no model): when another function is graded, the student's versions
 # of these are swapped for the reference's, so one bug costs points only once.
 HELPERS = ("softmax", "temperature_distribution", "top_p_filter", "truncate_at_stop")
+
+
+def swapped_helpers(function: str) -> tuple[str, ...]:
+    """The helpers answered by the reference while `function` is graded.
+
+    A decoding function gets all of them. A helper gets only those introduced before it
+    (temperature may lean on softmax), never one after it: otherwise a `softmax` that
+    just calls `temperature_distribution` would be graded on the reference's answer, and
+    two helpers that call each other would both score without either being written."""
+    if function not in HELPERS:
+        return HELPERS
+    return HELPERS[: HELPERS.index(function)]
 
 
 def load_module(path: str | Path, name: str) -> ModuleType:

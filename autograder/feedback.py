@@ -16,7 +16,22 @@ class Mismatch(AssertionError):
 
 
 def abbreviate(value, width: int = 90) -> str:
-    """A short, readable rendering of an argument or a result."""
+    """A short, readable rendering of an argument or a result.
+
+    `value` may be anything a submission returned (decoded from the wire: nested
+    containers, huge or odd tensors, forged `Opaque` names); this never raises and never
+    renders more than it shows."""
+    try:
+        return _abbreviate(value, width, 0)
+    except Exception as error:  # noqa: BLE001 - a message for a student must not break grading
+        return f"<{type(value).__name__} that could not be shown: {type(error).__name__}>"
+
+
+def _clip(text: str, width: int, tail: str = "...") -> str:
+    return text if len(text) <= width else text[: max(width - len(tail), 0)] + tail
+
+
+def _abbreviate(value, width: int, depth: int) -> str:
     if isinstance(value, wire.Ref):
         return value.name
     if isinstance(value, wire.Seeded):
@@ -24,20 +39,30 @@ def abbreviate(value, width: int = 90) -> str:
     if isinstance(value, wire.Frozen):
         return "model"
     if isinstance(value, torch.Tensor):
-        flat = value.reshape(-1)
+        flat = value.detach().reshape(-1)
         shown = ", ".join(f"{float(v):.4g}" if value.is_floating_point() else str(int(v)) for v in flat[:4])
         more = ", ..." if flat.numel() > 4 else ""
         return f"tensor(shape={tuple(value.shape)}, dtype={str(value.dtype).removeprefix('torch.')}, [{shown}{more}])"
     if isinstance(value, str):
-        text = repr(value)
-        return text if len(text) <= width else text[: width - 5] + "...'"
-    if isinstance(value, (list, tuple)):
-        items = [abbreviate(v, 20) for v in value[:10]]
+        text = repr(value[: width + 1])  # repr escapes lone surrogates and control characters
+        return text if len(value) <= width and len(text) <= width else text[: width - 5] + "...'"
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return _clip(str(value) if value.bit_length() < 1000 else f"<int of {value.bit_length()} bits>", width)
+    if isinstance(value, (list, tuple, dict)):
+        if depth >= 3:
+            return "[...]" if isinstance(value, list) else "(...)" if isinstance(value, tuple) else "{...}"
+        if isinstance(value, dict):
+            items = [f"{_abbreviate(k, 20, depth + 1)}: {_abbreviate(v, 20, depth + 1)}" for k, v in list(value.items())[:10]]
+        else:
+            items = [_abbreviate(v, 20, depth + 1) for v in value[:10]]
         more = f", ... ({len(value)} items)" if len(value) > 10 else ""
         text = ", ".join(items) + more
+        if isinstance(value, dict):
+            return "{" + text + "}"
         return f"[{text}]" if isinstance(value, list) else f"({text})"
-    text = str(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return _clip(str(value), width)
 
 
 def call_text(function: str, args: tuple, kwargs: dict) -> str:

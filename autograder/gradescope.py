@@ -35,6 +35,7 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ import zipfile
 from pathlib import Path
 
 from . import assignment, models
+from .submission_file import SubmissionFileError, read_submission_bytes
 
 ROOT_ENV_VAR = "AUTOGRADER_ROOT"
 PYTHON_ENV_VAR = "AUTOGRADER_PYTHON"
@@ -179,12 +181,33 @@ def _git_commit(repo: Path) -> str | None:
 # -- inside Gradescope ----------------------------------------------------------------------
 
 
+MAX_SEARCHED_ENTRIES = 10_000  # files and folders looked at while searching an unpacked zip
+
+
+def _regular_file(path: Path) -> bool:
+    """A regular file itself, not a symbolic link (to one or to anything else)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def find_submission(folder: Path) -> Path | None:
-    """decoding.py at the top of the submission, or the only one below it (a zipped folder)."""
-    if (folder / assignment.SUBMISSION_FILE).is_file():
-        return folder / assignment.SUBMISSION_FILE
-    found = [p for p in folder.rglob(assignment.SUBMISSION_FILE)
-             if p.is_file() and "__MACOSX" not in p.parts and not p.name.startswith("._")]
+    """decoding.py at the top of the submission, or the only one below it (a zipped folder).
+
+    Symbolic links are ignored, as files and as folders (never followed while searching):
+    a student's link could point at the grader's files, a FIFO or a device."""
+    top = folder / assignment.SUBMISSION_FILE
+    if _regular_file(top):
+        return top
+    found, seen = [], 0
+    for here, dirs, files in os.walk(folder, followlinks=False):
+        seen += len(dirs) + len(files)
+        if seen > MAX_SEARCHED_ENTRIES:
+            return None
+        dirs[:] = sorted(d for d in dirs if d != "__MACOSX" and not os.path.islink(os.path.join(here, d)))
+        if assignment.SUBMISSION_FILE in files and _regular_file(Path(here) / assignment.SUBMISSION_FILE):
+            found.append(Path(here) / assignment.SUBMISSION_FILE)
     return found[0] if len(found) == 1 else None
 
 
@@ -234,16 +257,25 @@ def _run(root: Path, started: float) -> int:
     info = json.loads((root / "source" / "bundle.json").read_text())
     submission = find_submission(root / "submission")
     if submission is None:
+        linked = (root / "submission" / assignment.SUBMISSION_FILE).is_symlink()
         report.write_json(results_path, error_results(
+            f"Your {assignment.SUBMISSION_FILE} is a symbolic link, not a file. Upload the file itself." if linked else
             f"No {assignment.SUBMISSION_FILE} found in your submission (or more than one). "
             f"Upload the file {assignment.SUBMISSION_FILE} itself."))
-        print(f"no single {assignment.SUBMISSION_FILE} below {root / 'submission'}")
+        print(f"no single {assignment.SUBMISSION_FILE} below {root / 'submission'}" + (" (a symlink)" if linked else ""))
+        return 0
+    try:
+        # Read without following a symlink, blocking on a FIFO or reading a huge file (as root).
+        source = read_submission_bytes(submission)
+    except SubmissionFileError as error:
+        report.write_json(results_path, error_results(f"{error}"))
+        print(f"{submission}: {error}")
         return 0
     work = Path(tempfile.mkdtemp(prefix="autograder-run-"))
     try:
         folder = work / "submission"
         folder.mkdir()
-        shutil.copyfile(submission, folder / assignment.SUBMISSION_FILE)
+        (folder / assignment.SUBMISSION_FILE).write_bytes(source)
         out = work / "out" / "results.json"
         out.parent.mkdir()
         limits = info.get("limits", {})

@@ -429,7 +429,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
     from sqlalchemy.exc import SAWarning
 
     from . import report
-    from .batch import file_digest, reusable_results, write_reports
+    from .batch import file_digest, record_grader_error, reusable_results, write_reports
 
     console = console or Console()
     course = course.resolve()
@@ -475,9 +475,10 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                     if isinstance(error, ModelUnavailableError):
                         raise
                     gb.db.rollback()
-                    report.write_text(target / "grader-error.txt", traceback.format_exc())
-                    console.print(f"[red]{item.student}: not graded ({type(error).__name__}: {error}); "
-                                  f"details in {target / 'grader-error.txt'}[/]")
+                    # results.json (0, the error for the TA), feedback.md, grader-error.txt; the
+                    # gradebook is left alone, and a rerun grades this student again
+                    record_grader_error(target, item.student, error, traceback.format_exc(),
+                                        grader.metadata() if grader is not None else {}, console)
                     outcomes[item.student] = {"score": None, "status": f"grader error: {type(error).__name__}", "feedback": False}
                     continue
                 score = round(sum(function_scores(results).values()), 4)
