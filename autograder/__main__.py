@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import models
+from .assignment import GRADER_ERROR_EXIT
 from .sandbox.client import Limits
 
 
@@ -22,14 +23,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="show the reference solution at work on a model")
     demo.add_argument("--model", help=model_help)
 
-    grade = commands.add_parser("grade", help="grade one submission (a folder holding decoding.py)")
+    grade = commands.add_parser(
+        "grade", help="grade one submission (a folder holding decoding.py)",
+        epilog=f"exit status: 0 when grading worked, whatever the score; 2 when it could not grade (no such folder, "
+               f"model missing); {GRADER_ERROR_EXIT} when the grader itself failed on some test (see the red lines)")
     grade.add_argument("submission", type=Path, help="folder that holds the student's decoding.py")
     grade.add_argument("--model", help=model_help)
     grade.add_argument("--results", type=Path, help="write Gradescope's results.json here")
     grade.add_argument("--feedback", type=Path, help="write the student's Markdown feedback here")
     _add_limit_options(grade)
 
-    grade_all = commands.add_parser("grade-all", help="grade every submission below a folder")
+    grade_all = commands.add_parser(
+        "grade-all", help="grade every submission below a folder",
+        epilog=f"exit status: 0 when every submission was graded, whatever the scores; 2 when grading could not start; "
+               f"{GRADER_ERROR_EXIT} when the grader itself failed for some students (their grades.csv status starts "
+               f"with 'grader error', OUT/<student>/grader-error.txt has the details, and a rerun grades them again)")
     grade_all.add_argument("root", type=Path, help="nbgrader's submitted/ (or the course folder) or a folder of student folders")
     grade_all.add_argument("--model", help=model_help)
     grade_all.add_argument("--out", type=Path, default=Path("grading-output"), help="where results go (default: grading-output)")
@@ -51,6 +59,12 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
                        help="seconds for all calls of one submission (default %(default)s)")
     group.add_argument("--memory-limit-gb", type=float, default=defaults.memory_bytes / 2**30,
                        help="memory beyond the shared model, GiB (default %(default)s)")
+    group.add_argument("--import-timeout", type=float, default=defaults.import_seconds,
+                       help="seconds to import decoding.py (default %(default)s)")
+    group.add_argument("--file-limit-mb", type=float, default=defaults.output_bytes / 2**20,
+                       help="largest file student code may write, its stdout/stderr included, MiB (default %(default)s)")
+    group.add_argument("--max-processes", type=int, default=defaults.processes,
+                       help="processes the sandbox user may run at once, where the grader runs as root (default %(default)s)")
     parser.add_argument("--fresh-reference", action="store_true",
                         help="compute every reference answer and every model call afresh: no stored reference answers, "
                              "no answering students' model calls from them (same grades, slower)")
@@ -58,7 +72,8 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
 
 def _limits(args) -> Limits:
     return Limits(test_seconds=args.test_timeout, submission_seconds=args.submission_timeout,
-                  memory_bytes=int(args.memory_limit_gb * 2**30))
+                  memory_bytes=int(args.memory_limit_gb * 2**30), import_seconds=args.import_timeout,
+                  output_bytes=int(args.file_limit_mb * 2**20), processes=args.max_processes)
 
 
 def _load_grader(args, console):
@@ -90,13 +105,18 @@ def _grade(args) -> int:
         console.print(f"feedback: {args.feedback}")
     for error in result.internal_errors:
         console.print(f"[red]grader error[/]: {error}")
+    if result.internal_errors:
+        print(f"error: the grader itself failed in {len(result.internal_errors)} place(s) (not the student's fault); "
+              f"the tests affected scored 0, so this grade is not final", file=sys.stderr)
+        return GRADER_ERROR_EXIT
     return 0
 
 
 def _grade_all(args) -> int:
     from rich.console import Console
 
-    from .batch import grade_all
+    from .batch import exit_status, grade_all
+    from .report import is_grader_error
 
     console = Console()
     if not args.root.is_dir():
@@ -108,7 +128,12 @@ def _grade_all(args) -> int:
 
     print_class_table(rows, console)
     console.print(f"{len(rows)} submissions; grades: {args.out / 'grades.csv'}; per student: {args.out}/<student>/results.json, feedback.md")
-    return 0
+    status = exit_status(rows)
+    if status:
+        failed = [str(row.get("student")) for row in rows if is_grader_error(row)]
+        print(f"error: the grader itself failed for {len(failed)} student(s): {', '.join(failed)}; their grades are not final "
+              f"(details: {args.out}/<student>/grader-error.txt; rerun to grade them again)", file=sys.stderr)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

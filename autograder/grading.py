@@ -10,6 +10,7 @@ can reach this process's memory, the reference, or another student's worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import torch
 
 from . import assignment
 from .feedback import Mismatch, abbreviate, call_text
@@ -29,6 +31,8 @@ from .reference_store import ReferenceStore, fingerprint, store_dir
 from .sandbox import wire
 from .sandbox.client import Limits, StudentError, Worker, WorkerFailure, Zygote
 from .sandbox.memory import release_free_memory
+from .sandbox.scripted import Script
+from .submission_file import SubmissionFileError, read_submission_bytes
 
 SUITE_DIR = Path(__file__).resolve().parent / "suites" / assignment.ASSIGNMENT
 
@@ -45,6 +49,32 @@ POINTS = {
 }
 # The seeds every seeded test uses (recorded in each report, so a regrade can be checked).
 SEEDS = (0, 1, 2024)
+
+
+# Bounds on a helper call the grading process answers (see `Grader.reference_helper`).
+HELPER_LIMITS = {"elements": 1 << 24, "chars": 1 << 20, "items": 4096}
+
+
+def _oversized(values: list) -> str | None:
+    """What in `values` (plain data decoded from a worker) exceeds `HELPER_LIMITS`."""
+    elements = chars = 0
+    pending = list(values)
+    while pending:
+        value = pending.pop()
+        if isinstance(value, torch.Tensor):
+            elements += value.numel()
+        elif isinstance(value, str):
+            chars += len(value)
+        elif isinstance(value, (list, tuple, dict)):
+            items = list(value.values()) if isinstance(value, dict) else list(value)
+            if len(items) > HELPER_LIMITS["items"]:
+                return f"a list of {len(items):,} items"
+            pending += items
+    if elements > HELPER_LIMITS["elements"]:
+        return f"tensors of {elements:,} elements"
+    if chars > HELPER_LIMITS["chars"]:
+        return f"strings of {chars:,} characters"
+    return None
 
 
 class NotGradable(AssertionError):
@@ -178,10 +208,26 @@ class Grader:
         return logits
 
     def reference_helper(self, function: str, args: list, kwargs: dict):
-        """Answers a student's call of a swapped-out helper, with the reference's code."""
+        """Answers a student's call of a swapped-out helper, with the reference's code.
+
+        This runs in the grading process, outside the per-call time limit, so what it
+        accepts is bounded (`HELPER_LIMITS`): far above anything a decoding loop asks,
+        far below what could stall a batch. `top_p_filter` also takes a leading batch
+        dimension, as a student's own may: a loop that keeps `logits[:, -1, :]` is
+        correct, and must not fail only because the reference's helper is 1-D."""
         if function not in assignment.HELPERS:
             raise ValueError(f"{function} is not a helper")
-        return getattr(self.reference, function)(*args, **kwargs)
+        problem = _oversized(list(args) + list(kwargs.values()))
+        if problem:
+            raise ValueError(f"{function} was called with {problem}; the grader answers helper calls up to "
+                             f"{HELPER_LIMITS['elements']:,} tensor elements, {HELPER_LIMITS['chars']:,} characters "
+                             f"and {HELPER_LIMITS['items']:,} list items")
+        helper = getattr(self.reference, function)
+        if function == "top_p_filter" and args and hasattr(args[0], "dim") and args[0].dim() > 1:
+            probs = args[0]
+            rows = [helper(row, *args[1:], **kwargs) for row in probs.reshape(-1, probs.shape[-1])]
+            return torch.stack(rows).reshape(probs.shape)
+        return helper(*args, **kwargs)
 
     # -- one submission ---------------------------------------------------------------
 
@@ -209,16 +255,22 @@ class Grader:
         submission_dir = Path(submission_dir)
         student = student or submission_dir.name
         started = time.monotonic()
-        path = submission_dir / assignment.SUBMISSION_FILE
         scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=self._work_dir))
-        worker = Worker(self.zygote, path, scratch / "worker", limits=self.limits, helper=self.reference_helper,
-                        hidden_paths=tuple(self.hidden_paths), memo=self.store.row if self.reuse_reference else None)
-        if path.is_file():
-            import_report = worker.start()
-        else:
-            import_report = {"ok": False, "error": {"type": "FileNotFoundError", "message": f"no {assignment.SUBMISSION_FILE} in the submission"}}
-        session = Session(self, worker, import_report)
+        worker = Worker(self.zygote, scratch / assignment.SUBMISSION_FILE, scratch / "worker", limits=self.limits,
+                        helper=self.reference_helper, hidden_paths=tuple(self.hidden_paths),
+                        memo=self.store.row if self.reuse_reference else None)
+        import_report: dict = {}
         try:
+            try:
+                # The worker imports a copy the grader made: it never opens a path the student
+                # chose (a symlink to the reference, a FIFO, a huge file) with the grader's rights.
+                source = read_submission_bytes(submission_dir / assignment.SUBMISSION_FILE)
+            except SubmissionFileError as error:
+                import_report = {"ok": False, "error": {"type": "SubmissionFileError", "message": str(error)}}
+            else:
+                worker.module_path.write_bytes(source)
+                import_report = worker.start()
+            session = Session(self, worker, import_report)
             _run_suite(session)
         finally:
             worker.close()
@@ -230,7 +282,7 @@ class Grader:
             tests=sorted(session.results, key=lambda t: assignment.CONTRACT.index(t.function)),
             metadata=self.metadata() | {"isolation": import_report.get("isolation", {})},
             import_report=import_report,
-            printed=worker.output() if path.is_file() else {},
+            printed=worker.output(),
             internal_errors=session.internal_errors,
             execution_time=round(time.monotonic() - started, 2),
         )
@@ -276,12 +328,14 @@ class Session:
         if not self.worker.alive:
             report = self.worker.start()  # a crash or timeout earlier costs only the tests it hit
             if not report.get("ok"):
-                raise NotGradable(f"the worker for your code could not be restarted: {report.get('error')}")
+                error = report.get("error") or {}
+                raise StudentFailed(f"{function} could not be tested: after an earlier crash or timeout, your code "
+                                    f"could not be started again ({error.get('type')}: {error.get('message')})")
 
     def student(self, function: str, *args, seed: int | None = None, **kwargs):
         """Call the submission's `function`; its own helpers are swapped for the reference's."""
         self._ensure_callable(function)
-        swap = tuple(h for h in assignment.HELPERS if h != function)
+        swap = assignment.swapped_helpers(function)
         try:
             return self.worker.call(function, *args, seed=seed, swap=swap, **kwargs)
         except StudentError as error:
@@ -295,7 +349,7 @@ class Session:
         """The call must raise ValueError (the contract's error for bad arguments)."""
         called = call_text(function, args, kwargs)
         self._ensure_callable(function)
-        swap = tuple(h for h in assignment.HELPERS if h != function)
+        swap = assignment.swapped_helpers(function)
         try:
             value = self.worker.call(function, *args, swap=swap, **kwargs)
         except StudentError as error:
@@ -310,13 +364,17 @@ class Session:
     def ref(self, function: str, *args, seed: int | None = None, **kwargs):
         return self.grader.reference_call(function, *args, seed=seed, **kwargs)
 
-    def ref_forward_passes(self, function: str, *args, seed: int | None = None, **kwargs) -> int:
-        return self.grader.reference_call_counted(function, *args, seed=seed, **kwargs)[1]
-
-    @property
-    def student_forward_passes(self) -> int | None:
-        """Model forward passes during the last call into the submission."""
-        return self.worker.last_forward_passes
+    @contextlib.contextmanager
+    def scripted(self, prompt: str, continuation: list[int]):
+        """While open, `scripted.SCRIPTED_MODEL` passed to `student` continues `prompt`
+        with `continuation` (then eos); the yielded `Script`'s `furthest` is the furthest
+        new token the submission asked for, known without trusting its process."""
+        script = Script(self.prompt_ids(prompt), continuation, self.tokenizer.eos_token_id)
+        self.worker.script = script
+        try:
+            yield script
+        finally:
+            self.worker.script = None
 
     def logits(self, token_ids: list[int]):
         return self.grader.logits(token_ids)

@@ -21,6 +21,7 @@ from . import assignment
 from .grading import GradingPlugin, Session, SubmissionResult
 from .sandbox import wire
 from .sandbox.client import StudentError
+from .sandbox.stubs import ScriptedModel
 from .sandbox.worker import _describe_error
 
 
@@ -35,6 +36,7 @@ class InProcessWorker:
         self._passes = [0]
         model.get_input_embeddings().register_forward_pre_hook(lambda *_: self._passes.__setitem__(0, self._passes[0] + 1))
         self.module, self.import_report = None, {}
+        self.script = None  # see `Session.scripted`
         self.alive = False
 
     def start(self) -> dict:
@@ -50,7 +52,7 @@ class InProcessWorker:
 
     def call(self, function: str, *args, seed: int | None = None, swap: tuple[str, ...] = (), **kwargs):
         blobs: list[bytes] = []
-        payload = wire.decode(wire.encode({"args": list(args), "kwargs": kwargs}, blobs), blobs, resolve_ref=self.refs.__getitem__)
+        payload = wire.decode(wire.encode({"args": list(args), "kwargs": kwargs}, blobs), blobs, resolve_ref=self._resolve)
         for name, original in self.originals.items():
             self.module.__dict__[name] = getattr(self.reference, name) if name in swap else original
         self.calls += 1  # the same global seeds as the sandbox's worker uses
@@ -64,6 +66,11 @@ class InProcessWorker:
         self.last_forward_passes = self._passes[0]
         blobs = []
         return wire.decode(wire.encode(value, blobs), blobs)
+
+    def _resolve(self, name: str):
+        if name == "scripted_model":
+            return ScriptedModel(lambda sequence, positions: self.script.next_tokens(sequence, positions), self.refs["model"].config)
+        return self.refs[name]
 
     def output(self) -> dict:
         return {}

@@ -167,6 +167,110 @@ def test_patched_comparisons_and_lying_objects_earn_nothing(grader, tmp_path):
     assert result.internal_errors == []
 
 
+FORGE_REPORTS = """
+import sys
+wire = sys.modules.get("autograder.sandbox.wire")
+if wire is not None:
+    original = wire.send_message
+    def forged(sock, header, *rest, **kw):
+        if isinstance(header, dict):
+            if "forward_passes" in header:
+                header["forward_passes"] = 1
+            if header.get("op") in ("imported", "isolated"):
+                header["isolation"] = {"user": "FORGED uid", "network": "FORGED", "hidden_paths": ["FORGED"] * 9}
+        return original(sock, header, *rest, **kw)
+    wire.send_message = forged
+"""
+GENERATE_ALL_THEN_CUT = """
+def generate_text(model, tokenizer, prompt, *, max_new_tokens=20, temperature=0.0, top_p=1.0, stop=None, generator=None):
+    stop = [stop] if isinstance(stop, str) else list(stop or [])
+    if temperature == 0:
+        ids = greedy_decode(model, tokenizer, prompt, max_new_tokens)
+    else:
+        ids = sample_decode(model, tokenizer, prompt, max_new_tokens, temperature=temperature, top_p=top_p, generator=generator)
+    return truncate_at_stop(tokenizer.decode(ids), stop)
+"""
+
+
+def test_patching_the_workers_reports_forges_nothing(grader, tmp_path):
+    """What decides points or goes on record never comes from code the student can patch:
+    a loop that generates everything before cutting still loses the early-stop test."""
+    result = grade_source(grader, tmp_path, REFERENCE + GENERATE_ALL_THEN_CUT + FORGE_REPORTS)
+    failed = [t.name for t in result.tests if t.status != "passed"]
+    assert failed == ["Stops generating as soon as a stop sequence appears"], failed
+    assert "FORGED" not in json.dumps(result.metadata)
+
+
+def test_a_symlinked_decoding_py_is_not_followed(grader, tmp_path):
+    folder = tmp_path / "linker"
+    folder.mkdir()
+    (folder / "decoding.py").symlink_to(assignment.REFERENCE_PATH)
+    result = grader.grade(folder)
+    assert result.score == 0
+    assert "symbolic link" in visible_text(result)
+    assert_no_leak(result)
+
+
+def test_helpers_that_call_each_other_score_nothing(grader, tmp_path):
+    """Each helper may lean on the reference's versions of earlier helpers only: a softmax
+    that defers to temperature_distribution (which defers back) earns nothing."""
+    source = REFERENCE + textwrap.dedent("""
+        def softmax(scores, base=math.e, dim=-1):
+            if dim not in (-1, scores.dim() - 1):
+                return softmax(scores.movedim(dim, -1), base).movedim(-1, dim)
+            return temperature_distribution(scores, 1 / math.log(base))
+
+        def temperature_distribution(logits, temperature):
+            return softmax(logits / temperature)
+        """)
+    by_function = grade_source(grader, tmp_path, source).by_function()
+    assert by_function["softmax"][0] < POINTS["softmax"] / 2  # it never computes anything itself
+    # temperature_distribution is right, given a right softmax (it only skips the check of t > 0)
+    assert by_function["temperature_distribution"][0] > POINTS["temperature_distribution"] / 2
+
+
+def test_oversized_helper_calls_are_refused_not_run(grader, tmp_path):
+    """The reference's helpers run in the grading process: what they accept is bounded."""
+    source = REFERENCE + textwrap.dedent("""
+        def generate_text(model, tokenizer, prompt, **kwargs):
+            return truncate_at_stop("a" * 30_000_000, ["ab"] * 500)  # the reference's, swapped in
+        """)
+    result = grade_source(grader, tmp_path, source)
+    failed = [t for t in result.tests if t.status != "passed"]
+    assert {t.function for t in failed} == {"generate_text"}
+    assert any("helper calls up to" in t.output for t in failed)
+    assert all("ran out of time" not in t.output for t in failed)
+
+
+REACH_THE_NETWORK = """
+import socket
+for address in [("1.1.1.1", 80), ("pypi.org", 443)]:
+    try:
+        socket.create_connection(address, timeout=3).close()
+        print("reached", address)
+    except OSError as error:
+        print("no network:", address, error)
+"""
+
+
+def test_reaching_the_network_fails(grader, isolated, tmp_path):
+    result = grade_source(grader, tmp_path, REFERENCE + REACH_THE_NETWORK)
+    assert result.score == pytest.approx(100)  # its honest work still counts
+    assert "reached" not in result.printed.get("stdout", "") and "no network" in result.printed.get("stdout", "")
+    assert result.metadata["isolation"]["network"].startswith("none")
+
+
+def test_restarts_and_imports_count_against_the_submission_budget(tmp_path):
+    """Code that dies in every call cannot buy a fresh, slow import per test for free."""
+    source = "import time\ntime.sleep(1)\n" + "".join(
+        f"def {name}(*args, **kwargs):\n    import os; os._exit(1)\n" for name in assignment.CONTRACT)
+    with Grader("tiny-qwen3", Limits(test_seconds=10, submission_seconds=8, memory_bytes=2 << 30)) as strict:
+        result = grade_source(strict, tmp_path, source)
+    assert result.score == 0
+    assert result.execution_time < 8 + 30  # the budget, plus the grader's own work on the remaining tests
+    assert any("time budget" in t.output for t in result.tests)
+
+
 # -- writing results ------------------------------------------------------------------
 
 WRITE_RESULTS = """

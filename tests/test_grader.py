@@ -4,11 +4,13 @@ written differently earn 100."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from autograder import assignment, report
 from autograder.grading import POINTS, Grader
@@ -51,6 +53,16 @@ def test_there_are_enough_self_test_submissions():
     assert sum(1 for e in expected if not e["wrong"]) >= 5
 
 
+# What some failures must tell the student (the first point of divergence, and why).
+FEEDBACK = {
+    "sample_ignores_top_p": ["nucleus of", "probability 0 after top-p"],
+    "sample_uses_argmax": ["distribution to sample from there (t=", "a possible draw"],
+    "greedy_first_position": ["first difference at new token 0 (sequence position", "model's top tokens there"],
+    "generate_text_stop_per_token": ["the expected text ends after", "begins there"],
+    "softmax_global_max": ["inf or nan"],
+}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_points_are_lost_exactly_where_the_bug_is(grader, case):
     expected = json.loads((SUBMISSIONS / case / "expected.json").read_text())
@@ -62,6 +74,8 @@ def test_points_are_lost_exactly_where_the_bug_is(grader, case):
     for name in expected["wrong"]:
         assert result.by_function()[name][0] < POINTS[name], "a buggy function keeps all its points"
     assert all(t.output for t in result.tests if t.status != "passed"), "every failure explains itself"
+    for needed in FEEDBACK.get(case, []):
+        assert any(needed in output for output in details.values()), (needed, details)
 
 
 def test_grading_twice_gives_identical_results(grader):
@@ -125,3 +139,79 @@ def test_a_crash_or_timeout_costs_only_the_tests_it_hit(grader, tmp_path):
     assert "exited with code 1" in failed["Cuts before the earliest stop sequence [stop at position 0]"]
     assert "ran out of time" in failed["Cuts before the earliest stop sequence [whole text is a stop]"]
     assert result.score == pytest.approx(100 - 2 * POINTS["truncate_at_stop"] / 10.5)
+
+
+# --- the stand-in models look like a real causal LM to ordinary student code ----------
+
+
+def _small_causal_lm():
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    config = Qwen3Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=1, head_dim=8, eos_token_id=7, bos_token_id=7)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return Qwen3ForCausalLM(config).eval()
+
+
+def _cache_of(output, name: str):
+    return output[name] if name in output else output.past_key_values
+
+
+def test_frozen_stand_in_answers_the_usual_idioms():
+    from autograder.sandbox.memo import cache_argument
+    from autograder.sandbox.stubs import FrozenLogitsModel
+
+    real = _small_causal_lm()
+    logits = torch.linspace(-2, 2, 64)
+    model = FrozenLogitsModel(logits, real.config)
+    parameter = next(model.parameters())  # the idiom that once raised StopIteration
+    assert (parameter.device, parameter.dtype) == (torch.device("cpu"), torch.float32)
+    assert (model.device, model.dtype) == (torch.device("cpu"), torch.float32)
+    assert model.config.vocab_size == 64 and model.config is not real.config
+    assert model.generation_config.eos_token_id == 7
+    assert isinstance(model.get_input_embeddings(), torch.nn.Module)
+    assert list(inspect.signature(model.forward).parameters) == list(inspect.signature(real.forward).parameters)
+    name = cache_argument(model.forward)
+    assert name == cache_argument(real.forward)
+    ids = torch.tensor([[1, 2, 3]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        output = model(ids, mask)  # positional attention mask
+        assert output.logits.shape == (1, 3, 64) and torch.equal(output.logits[:, -1, :], logits[None])
+        assert torch.equal(output[0], output.logits) and torch.equal(output["logits"], output.logits)
+        past = _cache_of(output, name)
+        assert past.get_seq_length() == 3
+        step = model(torch.tensor([[5]]), torch.ones(1, 4, dtype=torch.long), use_cache=True, **{name: past})
+        assert step.logits.shape == (1, 1, 64) and _cache_of(step, name).get_seq_length() == 4
+        keyword = model(input_ids=ids, attention_mask=mask, position_ids=torch.arange(3)[None])
+        assert torch.equal(keyword.logits, output.logits)
+        assert model(ids, logits_to_keep=1).logits.shape == (1, 1, 64)
+        assert isinstance(model(ids, return_dict=False), tuple)
+        with pytest.raises(IndexError):
+            model(torch.tensor([[64]]))  # not a token id, as on the real model
+
+
+def test_eos_forcing_stand_in_binds_arguments_like_the_real_model():
+    from autograder.sandbox.memo import cache_argument
+    from autograder.sandbox.stubs import EosForcingModel
+
+    real = _small_causal_lm()
+    model = EosForcingModel(real, prompt_length=3, k=1, eos_token_id=7)
+    assert list(inspect.signature(model.forward).parameters) == list(inspect.signature(real.forward).parameters)
+    assert next(model.parameters()).dtype == torch.float32 and model.get_input_embeddings() is real.get_input_embeddings()
+    name = cache_argument(real.forward)
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        first = model(ids, torch.ones_like(ids))  # a positional mask is a mask, not a cache
+        assert torch.equal(first.logits, real(ids, torch.ones_like(ids)).logits)
+        token = first.logits[:, -1, :].argmax(-1, keepdim=True)
+        assert int(token) != 7
+        mask = torch.ones(1, 4, dtype=torch.long)
+        cached = model(token, mask, use_cache=True, **{name: _cache_of(first, name)})
+        assert int(cached.logits[0, -1].argmax()) == 7
+        whole = model(torch.cat([ids, token], 1), mask)
+        assert int(whole.logits[0, -1].argmax()) == 7
+        assert torch.equal(whole.logits[:, :-1], real(torch.cat([ids, token], 1)).logits[:, :-1])
+        kept = model(torch.cat([ids, token], 1), logits_to_keep=1)
+        assert kept.logits.shape == (1, 1, 64) and int(kept.logits[0, -1].argmax()) == 7

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+import hashlib
 import os
 import shutil
 import signal
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from .. import assignment
 from ..models import ModelUnavailableError
-from . import wire
+from . import scripted, wire
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Limits:
     import_seconds: float = 30.0
     memory_bytes: int = 6 << 30  # beyond the shared model's pages
     output_bytes: int = 8 << 20  # per stdout/stderr file, and any file it writes
+    processes: int = 64  # processes of the sandbox uid at once (where the grader runs as root)
     threads: int = 0  # torch threads in the worker; 0 = all cores
 
 
@@ -40,11 +43,21 @@ class OnePathPerCall:
     many candidate tokens to find out which one the reference chose gets no answer for
     all but the first (and those calls simply run the real model)."""
 
+    # What one call may make this process remember: prefixes longer than any context the
+    # model takes are never answered, and each remembered prefix costs a 16-byte digest.
+    MAX_PREFIX_TOKENS = 1 << 15
+    MAX_PREFIXES = 1 << 16
+
     def __init__(self):
-        self._chosen: dict[tuple[int, ...], int] = {}
+        self._chosen: dict[bytes, int] = {}
 
     def allows(self, prefix: tuple[int, ...]) -> bool:
-        return bool(prefix) and self._chosen.setdefault(prefix[:-1], prefix[-1]) == prefix[-1]
+        if not prefix or len(prefix) > self.MAX_PREFIX_TOKENS:
+            return False
+        key = hashlib.blake2b(array.array("q", prefix[:-1]).tobytes(), digest_size=16).digest()
+        if key not in self._chosen and len(self._chosen) >= self.MAX_PREFIXES:
+            return False
+        return self._chosen.setdefault(key, prefix[-1]) == prefix[-1]
 
 
 class WorkerFailure(Exception):
@@ -79,6 +92,14 @@ class WorkerCrashed(WorkerFailure):
 
 class ProtocolViolation(WorkerFailure):
     """The worker sent something that is not a valid answer (e.g. it wrote to the socket itself)."""
+
+
+def _error_dict(error) -> dict:
+    """A worker's error report as {type, message, traceback} strings, whatever it sent."""
+    if not isinstance(error, dict):
+        return {"type": "Error", "message": str(error)[:2000]}
+    return {"type": str(error.get("type") or "Exception")[:200], "message": str(error.get("message", ""))[:8000],
+            "traceback": str(error.get("traceback", ""))[:8000]}
 
 
 def _status_text(status: dict) -> str:
@@ -165,6 +186,7 @@ class Worker:
     # The reference's next-token logits row after a token prefix, or None (see `memo`).
     memo: Callable[[tuple[int, ...]], object] | None = None
     hidden_paths: tuple[Path, ...] = ()  # folders covered up for this worker, beyond the project's own
+    script: scripted.Script | None = None  # what `scripted.SCRIPTED_MODEL` follows in the current call
     pid: int | None = None
     import_report: dict | None = None
     used_seconds: float = 0.0
@@ -172,8 +194,27 @@ class Worker:
     last_recorded: dict | None = None  # trusted workers: logits rows the last call computed
 
     def start(self) -> dict:
-        """Fork the worker and import the module; returns the import report."""
+        """Fork the worker and import the module; returns the import report.
+
+        Importing counts against the submission's time budget, restarts included: code
+        that dies in every call cannot buy itself a fresh import each time for free."""
+        if not self.trusted and self.used_seconds >= self.limits.submission_seconds:
+            self.import_report = {"ok": False, "error": {"type": "Timeout", "message": (
+                f"the time budget for the whole submission ({self.limits.submission_seconds:g} s) is used up")}}
+            return self.import_report
+        started = time.monotonic()
+        try:
+            self.import_report = self._start()
+        except Exception as error:  # noqa: BLE001 - whatever the worker sent, this submission only
+            self.kill()
+            self.import_report = {"ok": False, "error": {"type": "Crash", "message": f"the worker failed to start ({error})"}}
+        finally:
+            self.used_seconds += time.monotonic() - started
+        return self.import_report
+
+    def _start(self) -> dict:
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_scratch()  # a restart's predecessor
         # Outside every hidden folder: the worker mounts a private tmpfs on it.
         scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-"))
         self._scratch = scratch
@@ -189,27 +230,43 @@ class Worker:
             "memo": self.memo is not None and not self.trusted,
             "record": self.trusted,
             "threads": self.limits.threads or os.cpu_count() or 1,
-            "limits": {"memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.output_bytes},
+            "limits": {"memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.output_bytes,
+                       "processes": self.limits.processes},
         }
         try:
             self.pid, self._sock = self.zygote.spawn(spec)
         except (OSError, wire.WireError, TimeoutError) as error:
             self.pid = None
-            self.import_report = {"ok": False, "error": {"type": "Crash", "message": f"the model process is gone ({error})"}}
-            return self.import_report
+            return {"ok": False, "error": {"type": "Crash", "message": f"the model process is gone ({error})"}}
+        deadline = time.monotonic() + self.limits.import_seconds
         try:
-            header, _ = wire.recv_message(self._sock, deadline=time.monotonic() + self.limits.import_seconds)
+            # The first message comes before any student code runs; the second after the import.
+            isolated, _ = wire.recv_message(self._sock, deadline=deadline)
+            if isolated.get("op") != "isolated":
+                raise wire.WireError(f"expected the isolation report, got {isolated.get('op')!r}")
+            header, _ = wire.recv_message(self._sock, deadline=deadline)
+            if header.get("op") != "imported":
+                raise wire.WireError(f"expected the import report, got {header.get('op')!r}")
         except TimeoutError:
             self.kill()
-            self.import_report = {"ok": False, "error": {"type": "Timeout", "message": f"importing took longer than {self.limits.import_seconds:g} s"}}
-        except wire.WireError:
-            self.import_report = {"ok": False, "error": {"type": "Crash", "message": _status_text(self.zygote.exit_status(self.pid))}}
+            return {"ok": False, "error": {"type": "Timeout", "message": f"importing took longer than {self.limits.import_seconds:g} s"}}
+        except wire.PeerClosed:
+            pid, self.pid = self.pid, None
+            return {"ok": False, "error": {"type": "Crash", "message": _status_text(self.zygote.exit_status(pid))}}
+        except wire.WireError as error:
+            self.kill()
+            return {"ok": False, "error": {"type": "Crash", "message": f"the worker sent an invalid answer ({error})"}}
+        # Plain types only: whatever this header holds came from after student code ran.
+        report = {k: v for k, v in header.items() if k not in ("op", "blobs", "isolation")}
+        report["ok"] = report.get("ok") is True
+        missing = report.get("missing")
+        report["missing"] = [str(name) for name in missing] if isinstance(missing, list) else []
+        if not report["ok"]:
+            report["error"] = _error_dict(report.get("error"))
+        report["isolation"] = isolated.get("isolation") if isinstance(isolated.get("isolation"), dict) else {}
+        if not report["ok"]:
             self.pid = None
-        else:
-            self.import_report = {k: v for k, v in header.items() if k not in ("op", "blobs")}
-            if not self.import_report.get("ok"):
-                self.pid = None
-        return self.import_report
+        return report
 
     @property
     def alive(self) -> bool:
@@ -244,10 +301,13 @@ class Worker:
                 if header.get("op") == "memo":
                     self._answer_memo(header, blobs)
                     continue
+                if header.get("op") == "script":
+                    self._answer_script(header, blobs)
+                    continue
                 if header.get("op") != "result":
                     raise wire.WireError(f"unexpected message {header.get('op')!r}")
                 if not header.get("ok"):
-                    raise StudentError(header.get("error", {}))
+                    raise StudentError(_error_dict(header.get("error")))
                 passes = header.get("forward_passes")
                 self.last_forward_passes = passes if isinstance(passes, int) else None
                 value = wire.decode(header.get("value"), blobs)
@@ -268,6 +328,9 @@ class Worker:
 
     def _answer_helper(self, header: dict, blobs: list[bytes]) -> None:
         payload = wire.decode(header.get("value"), blobs)
+        if not (isinstance(payload, dict) and isinstance(payload.get("args", []), list)
+                and isinstance(payload.get("kwargs", {}), dict) and all(isinstance(k, str) for k in payload.get("kwargs", {}))):
+            raise wire.WireError("a helper call that is not (args, kwargs)")
         try:
             value = self.helper(str(header.get("fn")), payload.get("args", []), payload.get("kwargs", {}))
         except Exception as error:  # noqa: BLE001 - the reference's ValueError is an answer too
@@ -275,15 +338,26 @@ class Worker:
         else:
             wire.send_value_message(self._sock, {"ok": True}, value)
 
+    def _answer_script(self, header: dict, blobs: list[bytes]) -> None:
+        """The scripted model's next tokens (see `scripted`), from this call's `script`."""
+        question = scripted.valid_question(wire.decode(header.get("value"), blobs))
+        if self.script is None or question is None:
+            wire.send_message(self._sock, {"ok": False, "message": "the scripted model was asked something it cannot answer"})
+            return
+        wire.send_value_message(self._sock, {"ok": True}, self.script.next_tokens(*question))
+
     def _answer_memo(self, header: dict, blobs: list[bytes]) -> None:
         """Rows for the prefixes a worker's model call needs (see `OnePathPerCall`)."""
         answers: list = []
         try:
             prefixes = wire.decode(header.get("value"), blobs)
             for prefix in prefixes[:wire.MEMO_ROWS_PER_REQUEST]:
+                if len(prefix) > OnePathPerCall.MAX_PREFIX_TOKENS:
+                    answers.append(None)
+                    continue
                 prefix = tuple(int(i) for i in prefix)
                 answers.append(self.memo(prefix) if self._memo_paths.allows(prefix) else None)
-        except (TypeError, ValueError, wire.WireError):
+        except (TypeError, ValueError, OverflowError, wire.WireError):
             answers = []
         wire.send_value_message(self._sock, {"ok": True}, answers)
 
@@ -315,7 +389,10 @@ class Worker:
             self.zygote.sweep()  # processes it left behind, even outside its process group
         except (OSError, wire.WireError, TimeoutError):
             pass  # the model process is gone; the grader restarts it
-        scratch = getattr(self, "_scratch", None)
+        self._remove_scratch()
+
+    def _remove_scratch(self) -> None:
+        scratch, self._scratch = getattr(self, "_scratch", None), None
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -170,6 +170,8 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
             source = handle.read()
     except OSError:
         source = None
+    if spec.get("limits", {}).get("processes"):
+        isolation.MAX_PROCESSES = int(spec["limits"]["processes"])  # read by isolate() (RLIMIT_NPROC)
     isolation_report = {"user": "trusted reference worker"} if spec.get("trusted") else isolation.isolate(
         spec.get("hidden_paths", []), spec["scratch_dir"])
     os.chdir(spec["scratch_dir"])
@@ -181,9 +183,11 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
     sys.stdout = open(1, "w", closefd=False, errors="replace", buffering=1)  # noqa: SIM115
     sys.stderr = open(2, "w", closefd=False, errors="replace", buffering=1)  # noqa: SIM115
 
+    # Sent before any student code runs, so student code cannot forge it.
+    wire.send_message(sock, {"op": "isolated", "isolation": isolation_report})
     module, report = _import_submission(spec["module_path"], source, spec.get("module_name", "decoding"), spec.get("contract", []))
     _flush()
-    wire.send_message(sock, {"op": "imported", "isolation": isolation_report, **report})
+    wire.send_message(sock, {"op": "imported", **report})
     if module is None:
         return
     originals = {name: getattr(module, name, None) for name in spec.get("contract", [])}
@@ -308,6 +312,15 @@ def _memo_rows(sock: socket.socket, prefixes: list[tuple[int, ...]]) -> list:
     return rows
 
 
+def _script_tokens(sock: socket.socket, sequence: list[int], positions: list[int]) -> list[int]:
+    """Ask the grading process which token follows each position (see `scripted`)."""
+    wire.send_value_message(sock, {"op": "script"}, {"sequence": sequence, "positions": positions})
+    header, blobs = wire.recv_message(sock)
+    if not header.get("ok"):
+        raise RuntimeError(header.get("message", "the scripted model could not answer"))
+    return list(wire.decode(header.get("value"), blobs))
+
+
 def _serve_call(sock, module, originals, refs, header, blobs, spec) -> None:
     import random
 
@@ -318,7 +331,14 @@ def _serve_call(sock, module, originals, refs, header, blobs, spec) -> None:
     for name, original in originals.items():
         module.__dict__[name] = _helper_stub(sock, name, answers) if name in swap else original
     try:
-        payload = wire.decode(header["value"], blobs, resolve_ref=refs.__getitem__)
+        def resolve(name: str):
+            if name == "scripted_model":  # a fresh one per call: it remembers the caches it made
+                from .stubs import ScriptedModel
+
+                return ScriptedModel(lambda sequence, positions: _script_tokens(sock, sequence, positions), refs["model"].config)
+            return refs[name]
+
+        payload = wire.decode(header["value"], blobs, resolve_ref=resolve)
         function = originals.get(header["fn"]) or getattr(module, header["fn"])
         # Every call starts from a known global RNG state, so grading twice gives the same
         # result even for code that ignores its `generator` (a different state per call,

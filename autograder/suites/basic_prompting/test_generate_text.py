@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from autograder.sandbox.scripted import SCRIPTED_MODEL
 from autograder.sandbox.wire import MODEL, TOKENIZER, EosAfter, Seeded
 
-from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, mismatch, type_problem
+from autograder.suites.basic_prompting.common import (
+    INDENT,
+    PROMPTS,
+    abbreviate,
+    call_text,
+    mismatch,
+    text_divergence,
+    type_problem,
+)
 
 HINT_STOP = ("after each new token, decode the whole continuation so far and look for every stop sequence in it "
              "(a stop can span two tokens); cut before the earliest one")
@@ -16,13 +25,28 @@ def check_text(grading, prompt: str, hint: str, **kwargs) -> None:
     expected = grading.ref("generate_text", MODEL, TOKENIZER, prompt, **kwargs)
     got = grading.student("generate_text", MODEL, TOKENIZER, prompt, **kwargs)
     problem = type_problem(got, "str")
-    if problem or got != expected:
-        if not problem and got.startswith(prompt) and not expected.startswith(prompt):
-            hint = "return only the continuation, without the prompt"
-        elif not problem:
-            where = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
-            hint = f"the texts differ from character {where} on. " + hint
-        raise mismatch(call_text("generate_text", (MODEL, TOKENIZER, prompt), kwargs), repr(expected), abbreviate(got, 200), problem or hint)
+    if not problem and got == expected:
+        return
+    called = call_text("generate_text", (MODEL, TOKENIZER, prompt), kwargs)
+    if problem:
+        raise mismatch(called, repr(expected), abbreviate(got, 200), problem)
+    if got.startswith(prompt) and not expected.startswith(prompt):
+        raise mismatch(called, repr(expected), abbreviate(got, 200), "return only the continuation, without the prompt")
+    sampling = None if kwargs.get("temperature", 0.0) == 0 else (kwargs["temperature"], kwargs.get("top_p", 1.0))
+    lines, better_hint = text_divergence(grading, prompt, got, expected, _expected_ids(grading, prompt, kwargs),
+                                         sampling=sampling, stops=kwargs.get("stop") or ())
+    raise mismatch(called, repr(expected), abbreviate(got, 200) + "".join(INDENT + line for line in lines), better_hint or hint)
+
+
+def _expected_ids(grading, prompt: str, kwargs: dict) -> list[int] | None:
+    """The new token ids behind the reference's text, where the call determines them."""
+    n = kwargs.get("max_new_tokens", 20)
+    if kwargs.get("temperature", 0.0) == 0:
+        return grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, n)
+    if isinstance(kwargs.get("generator"), Seeded):
+        return grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, temperature=kwargs["temperature"],
+                           top_p=kwargs.get("top_p", 1.0), generator=kwargs["generator"])
+    return None  # drawn from the global random stream: not reproducible here
 
 
 @pytest.mark.grades("generate_text", weight=2)
@@ -64,23 +88,37 @@ def test_stop_spanning_two_tokens(grading):
 @pytest.mark.grades("generate_text", weight=2)
 def test_stops_generating_at_the_stop(grading):
     """Stops generating as soon as a stop sequence appears"""
+    # The model here follows a continuation that only the grader knows (the greedy one of
+    # another prompt) and the grader sees which of its tokens were asked for: generating
+    # past the stop shows, whatever the submission's process reports or patches.
     prompt, budget = PROMPTS[2], 30
-    ids = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, budget)
-    text = grading.tokenizer.decode(ids)
-    stop = next((grading.tokenizer.decode([i]) for i in ids[3:] if grading.tokenizer.decode([i]).strip()), None)
-    if stop is None or len(ids) < budget // 2:
+    continuation = grading.ref("greedy_decode", MODEL, TOKENIZER, PROMPTS[0], budget)
+    decode = grading.tokenizer.decode
+    k = next((j for j in range(3, len(continuation)) if decode(continuation[j:j + 1]).strip()
+              and continuation[j] != grading.tokenizer.eos_token_id), None)
+    if k is None or k + 4 > len(continuation):
         pytest.fail("could not build a stop sequence on this model's continuation; the TA should check the model")
+    stop = decode(continuation[k:k + 1])
+    first = next(j for j in range(len(continuation)) if stop in decode(continuation[: j + 1]))
+    text = decode(continuation[: first + 1])
+    expected = text[: text.find(stop)]
     kwargs = {"max_new_tokens": budget, "stop": [stop]}
-    check_text(grading, prompt, HINT_STOP, **kwargs)
-    used = grading.student_forward_passes
-    needed = grading.ref_forward_passes("generate_text", MODEL, TOKENIZER, prompt, **kwargs)
-    if used is not None and needed is not None and used > needed + 1:
-        raise mismatch(call_text("generate_text", (MODEL, TOKENIZER, prompt), kwargs),
-                       f"generation to stop once {stop!r} appears, after about {needed} forward passes",
-                       f"the right text, but after {used} forward passes of the model",
+    called = call_text("generate_text", (MODEL, TOKENIZER, prompt), kwargs)
+    with grading.scripted(prompt, continuation) as script:
+        got = grading.student("generate_text", SCRIPTED_MODEL, TOKENIZER, prompt, **kwargs)
+    problem = type_problem(got, "str")
+    if problem or got != expected:
+        raise mismatch(called + f" on a model that always continues with {abbreviate(decode(continuation), 80)}",
+                       repr(expected), abbreviate(got, 200), problem or HINT_STOP)
+    if script.furthest > first + 1:
+        raise mismatch(called, f"generation to stop once {stop!r} appears, at new token {first}",
+                       f"the right text, but the model was asked for new tokens up to {script.furthest}",
                        "check for stop sequences after every new token and stop generating right away; "
                        "generating all max_new_tokens and cutting afterwards wastes time (and random draws)")
-    assert text.find(stop) >= 0
+    if script.furthest < first:
+        raise mismatch(called, f"the model to be asked for each new token up to {first}",
+                       f"the text came back after asking only up to new token {script.furthest}",
+                       "every new token comes from a call of the model")
 
 
 @pytest.mark.grades("generate_text", weight=1.5)
@@ -118,8 +156,16 @@ def test_no_new_tokens(grading):
         raise mismatch(call_text("generate_text", (MODEL, TOKENIZER, "hello"), {"max_new_tokens": 0}), "''", abbreviate(got))
 
 
-@pytest.mark.grades("generate_text", weight=0.5)
-@pytest.mark.parametrize("kwargs", [{"temperature": -1.0}, {"stop": ["ok", ""]}], ids=["t<0", "empty stop"])
-def test_rejects_bad_arguments(grading, kwargs):
-    """ValueError for a negative temperature or an empty stop sequence"""
-    grading.expect_value_error("generate_text", MODEL, TOKENIZER, "hello", max_new_tokens=2, **kwargs)
+BAD_ARGUMENTS = {
+    "t<0": {"temperature": -1.0},
+    "empty stop": {"stop": ["ok", ""]},
+    "p=0 when sampling": {"temperature": 0.7, "top_p": 0.0},
+    "p>1 when sampling": {"temperature": 0.7, "top_p": 1.5},
+}
+
+
+@pytest.mark.grades("generate_text", weight=0.25)
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_rejects_bad_arguments(grading, case):
+    """ValueError for a negative temperature, an empty stop sequence, or top_p outside (0, 1] when sampling"""
+    grading.expect_value_error("generate_text", MODEL, TOKENIZER, "hello", max_new_tokens=2, **BAD_ARGUMENTS[case])

@@ -40,7 +40,7 @@ def test_stops_at_eos(grading, k):
     expected = grading.ref("greedy_decode", model, TOKENIZER, prompt, budget)
     got = grading.student("greedy_decode", model, TOKENIZER, prompt, budget)
     check_ids(grading, f"greedy_decode(model, tokenizer, {prompt!r}, {budget}) on a model that predicts eos at new token {k}",
-              prompt, got, expected, greedy=False,
+              prompt, got, expected, greedy=False, forced_eos_at=k,
               hint="stop as soon as the new token is tokenizer.eos_token_id, and keep that id as the last one")
 
 

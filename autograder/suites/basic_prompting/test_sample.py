@@ -7,7 +7,7 @@ import torch
 
 from autograder.sandbox.wire import MODEL, TOKENIZER, Frozen, Seeded
 
-from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, check_ids, mismatch, model_logits
+from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, check_ids, mismatch, model_logits, top_tokens
 
 HINT_SEED = ("per step: distribution = top_p_filter(temperature_distribution(last logits, t), p), then exactly one "
              "torch.multinomial(distribution, 1, generator=generator) over the whole vocabulary")
@@ -26,7 +26,7 @@ def test_seeded_global_rng(grading, temperature, top_p):
     expected = grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
     got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
     called = f"torch.manual_seed({seed}); " + call_text("sample_decode", (MODEL, TOKENIZER, prompt, n), kwargs)
-    check_ids(grading, called, prompt, got, expected, greedy=False, hint=HINT_SEED)
+    check_ids(grading, called, prompt, got, expected, greedy=False, hint=HINT_SEED, sampling=(temperature, top_p))
 
 
 @pytest.mark.grades("sample_decode", weight=2)
@@ -38,7 +38,8 @@ def test_seeded_generator(grading, seed_index):
     expected = grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
     got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
     check_ids(grading, call_text("sample_decode", (MODEL, TOKENIZER, prompt, n), kwargs), prompt, got, expected,
-              greedy=False, hint=HINT_SEED + "; pass the generator to torch.multinomial")
+              greedy=False, hint=HINT_SEED + "; pass the generator to torch.multinomial",
+              sampling=(kwargs["temperature"], kwargs["top_p"]))
 
 
 def _chi_square_p_value(counts: torch.Tensor, expected_probs: torch.Tensor) -> float:
@@ -80,13 +81,17 @@ def test_draws_follow_the_filtered_distribution(grading, temperature, top_p):
     outside = [i for i in set(got) if float(expected[i]) == 0.0]
     if outside:
         nucleus = int((expected > 0).sum())
-        raise mismatch(called, f"only the {nucleus} token(s) of the nucleus",
-                       f"{len(outside)} different token(s) outside it, e.g. {tok.decode([outside[0]])!r} (id {outside[0]})",
+        before = grading.reference.temperature_distribution(logits, temperature)
+        token = max(outside, key=lambda i: got.count(i))
+        raise mismatch(called, f"only the {nucleus} token(s) of the nucleus: {top_tokens(tok, expected, 3)}, ...",
+                       f"{len(outside)} different token(s) outside it, e.g. {tok.decode([token])!r} (id {token}) "
+                       f"{got.count(token)} time(s): probability 0 after top-p ({float(before[token]):.2g} before)",
                        "sample only from top_p_filter(temperature_distribution(logits, t), p)")
     p_value = _chi_square_p_value(counts, expected)
     if p_value < 1e-3:
         top = torch.topk(expected, min(3, int((expected > 0).sum())))
-        shares = ", ".join(f"id {int(i)}: expected {float(v):.3f}, drawn {int(counts[i]) / DRAWS:.3f}" for v, i in zip(top.values, top.indices))
+        shares = ", ".join(f"{tok.decode([int(i)])!r} (id {int(i)}): expected {float(v):.3f}, drawn {int(counts[i]) / DRAWS:.3f}"
+                           for v, i in zip(top.values, top.indices))
         raise mismatch(called, "draws distributed like the filtered distribution", f"chi-square p-value {p_value:.2g} ({shares})",
                        "divide logits by t before the softmax, and sample in proportion to the filtered probabilities")
 
@@ -103,8 +108,11 @@ def test_stops_at_eos(grading):
                        f"[{tok.eos_token_id}]", abbreviate(got), "stop right after emitting eos, and keep it")
 
 
-@pytest.mark.grades("sample_decode", weight=1)
-@pytest.mark.parametrize("kwargs", [{"temperature": 0.0}, {"top_p": 0.0}], ids=["t=0", "p=0"])
-def test_rejects_bad_settings(grading, kwargs):
+BAD_SETTINGS = {"t=0": {"temperature": 0.0}, "t<0": {"temperature": -0.5}, "p=0": {"top_p": 0.0}, "p>1": {"top_p": 1.5}}
+
+
+@pytest.mark.grades("sample_decode", weight=0.5)
+@pytest.mark.parametrize("case", list(BAD_SETTINGS))
+def test_rejects_bad_settings(grading, case):
     """ValueError for temperature <= 0 or p outside (0, 1]"""
-    grading.expect_value_error("sample_decode", MODEL, TOKENIZER, "hello", 2, **kwargs)
+    grading.expect_value_error("sample_decode", MODEL, TOKENIZER, "hello", 2, **BAD_SETTINGS[case])

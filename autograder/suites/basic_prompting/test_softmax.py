@@ -52,6 +52,17 @@ def test_two_dimensional_input(grading, dim):
 
 
 @pytest.mark.grades("softmax", weight=1)
+@pytest.mark.parametrize("dim", [-1, 0], ids=["dim=-1", "dim=0"])
+def test_two_dimensional_huge_scores(grading, dim):
+    """2-D scores of magnitude 1e4, rows and columns of very different scales"""
+    # Subtracting the maximum of the whole tensor (not of each slice along `dim`) leaves
+    # the second row and column far below it: every power underflows to 0, and 0/0 = nan.
+    scores = torch.tensor([[1e4, 0.0, 9999.0], [-1e4, -9999.0, -9999.5]])
+    check_softmax(grading, scores, "subtract the maximum of each slice along `dim` (keepdim=True), not of the whole tensor",
+                  dim=dim)
+
+
+@pytest.mark.grades("softmax", weight=1)
 def test_three_dimensional_input(grading):
     """3-D scores, middle dim"""
     scores = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4) / 7
