@@ -242,6 +242,39 @@ def test_root_workers_get_a_private_size_capped_tmp_and_shm(secret, scratch):
 
 
 @needs_mounts
+def test_root_workers_can_import_from_a_python_under_a_private_home(secret, scratch):
+    """pyenv under /root (mode 0700): the sandbox uid must still read Python's own folders,
+    and nothing else of that home."""
+    home = secret / "home"
+    library = home / "python" / "lib"
+    library.mkdir(parents=True)
+    (library / "late_module.py").write_text("VALUE = 42\n")
+    (home / "ssh-key").write_text("PRIVATE")
+    for folder in (home / "python", library):
+        folder.chmod(0o755)
+    home.chmod(0o700)
+
+    def worker():
+        import sys
+
+        sys.path.append(str(library))
+        report = isolation.isolate([str(secret / "hidden")], str(scratch))
+        return {
+            "report": report,
+            "import": attempt(lambda: __import__("late_module")),
+            "read key": attempt(lambda: read(str(home / "ssh-key"))),
+            "write library": attempt(lambda: write(str(library / "planted.py"))),
+        }
+
+    seen = in_child(with_claimed_uid(worker))
+    assert seen["report"].get("degraded") is None, seen["report"]
+    assert str(library) in seen["report"]["exposed_import_folders"]
+    assert seen["import"] == "ok"
+    assert seen["read key"] in ("ENOENT", "EACCES")  # the rest of that home stays out of reach
+    assert seen["write library"] in ("EROFS", "EACCES")
+
+
+@needs_mounts
 def test_root_workers_see_a_read_only_file_system_and_only_their_own_processes(secret, scratch):
     writable = secret / "world-writable.txt"
     writable.write_text("as setup.sh might leave one\n")

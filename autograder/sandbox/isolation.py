@@ -222,6 +222,56 @@ def _private_tmp(scratch_dir: str, owner: int) -> list[str]:
     return targets
 
 
+def _blocking_folder(path: str, uid: int) -> str | None:
+    """The first folder on the way to `path` (itself included) that `uid`, with no
+    supplementary groups, may not pass through or list; None if it may."""
+    parts = [part for part in path.split("/") if part]
+    folders = ["/" + "/".join(parts[:depth]) for depth in range(len(parts) + 1)]
+    for index, folder in enumerate(folders):
+        info = os.stat(folder)
+        bits = (info.st_mode >> 6) & 7 if info.st_uid == uid else info.st_mode & 7
+        needed = 5 if index == len(folders) - 1 else 1  # list the target; pass through the rest
+        if bits & needed != needed:
+            return folder
+    return None
+
+
+def unreachable_import_folders(uid: int, folders: list[str] | None = None) -> dict[str, str]:
+    """{folder on `sys.path`: the folder that blocks it} for those `uid` cannot read: a
+    Python installed under a private home (pyenv in /root) leaves the sandbox uid able to
+    import only what was imported before it took over."""
+    import sys
+
+    found: dict[str, str] = {}
+    for folder in sorted({os.path.realpath(p) for p in (folders if folders is not None else sys.path) if p}):
+        if os.path.isdir(folder) and not any(folder.startswith(known + "/") for known in found):
+            blocker = _blocking_folder(folder, uid)
+            if blocker is not None:
+                found[folder] = blocker
+    return found
+
+
+def _expose(folders: dict[str, str]) -> list[str]:
+    """Make `folders` readable again behind the private folders that block them: each
+    blocking folder is covered by a read-only tmpfs that holds only read-only binds of
+    the folders needed below it (everything else there, a home folder, stays hidden)."""
+    handles = {folder: os.open(folder, os.O_PATH | os.O_CLOEXEC) for folder in folders}  # before they are covered
+    try:
+        for blocker in sorted(set(folders.values())):
+            _mount("tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=256,mode=0755")
+            for folder, fd in handles.items():
+                if folders[folder] != blocker:
+                    continue
+                os.makedirs(folder, 0o755, exist_ok=True)
+                _mount(f"/proc/self/fd/{fd}", folder, None, MS_BIND | MS_REC, None)
+                _mount("none", folder, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+            _mount("none", blocker, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+    return sorted(folders)
+
+
 # --- processes --------------------------------------------------------------------------
 
 
@@ -370,6 +420,17 @@ def isolate(hidden_paths: list[str], scratch_dir: str) -> dict:
                 report["file_system"] += " and its private " + ", ".join(report["private_tmp"])
         except OSError as error:
             failed.append(f"no private /tmp ({error})")
+    if root:
+        blocked = unreachable_import_folders(owner)
+        if blocked and mounts:
+            try:
+                report["exposed_import_folders"] = _expose(blocked)
+                blocked = {}
+            except OSError as error:
+                failed.append(f"Python's own folders not made readable ({error})")
+        if blocked:
+            failed.append(f"uid {owner} cannot read {', '.join(blocked)} (behind {', '.join(sorted(set(blocked.values())))}): "
+                          f"student code can import only modules loaded before it started")
     if namespaces:
         try:
             _unshare(CLONE_NEWNET)
