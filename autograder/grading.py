@@ -333,7 +333,8 @@ class Session:
                                     f"could not be started again ({error.get('type')}: {error.get('message')})")
 
     def student(self, function: str, *args, seed: int | None = None, **kwargs):
-        """Call the submission's `function`; its own helpers are swapped for the reference's."""
+        """Call the submission's `function`, with the helpers `assignment.swapped_helpers`
+        names answered by the reference."""
         self._ensure_callable(function)
         swap = assignment.swapped_helpers(function)
         try:
