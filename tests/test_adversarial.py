@@ -264,8 +264,10 @@ def test_restarts_and_imports_count_against_the_submission_budget(tmp_path):
     """Code that dies in every call cannot buy a fresh, slow import per test for free."""
     source = "import time\ntime.sleep(1)\n" + "".join(
         f"def {name}(*args, **kwargs):\n    import os; os._exit(1)\n" for name in assignment.CONTRACT)
-    with Grader("tiny-qwen3", Limits(test_seconds=10, submission_seconds=8, memory_bytes=2 << 30)) as strict:
+    with Grader("tiny-qwen3", Limits(test_seconds=10, submission_seconds=8, memory_bytes=2 << 30, processes=16)) as strict:
         result = grade_source(strict, tmp_path, source)
+    if os.geteuid() == 0:  # (the process limit applies to the sandbox uid, which needs root)
+        assert result.metadata["isolation"]["processes"].startswith("at most 16")  # --max-processes reaches the worker
     assert result.score == 0
     assert result.execution_time < 8 + 30  # the budget, plus the grader's own work on the remaining tests
     assert any("time budget" in t.output for t in result.tests)

@@ -370,7 +370,7 @@ def _capability_sets() -> list[int]:
 # --- the whole -------------------------------------------------------------------------
 
 
-def isolate(hidden_paths: list[str], scratch_dir: str) -> dict:
+def isolate(hidden_paths: list[str], scratch_dir: str, max_processes: int = MAX_PROCESSES) -> dict:
     """Isolate this (single-threaded, just forked) process as far as the machine allows.
 
     With a PID namespace, the process that returns is a grandchild of the caller's
@@ -459,12 +459,12 @@ def isolate(hidden_paths: list[str], scratch_dir: str) -> dict:
         try:
             import resource
 
-            resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES, MAX_PROCESSES))
+            resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
             os.setgroups([])
             os.setgid(owner)
             os.setuid(owner)
             report["user"] = f"unprivileged uid {owner}"
-            report["processes"] = f"at most {MAX_PROCESSES}" + (", own PID namespace" if report["processes"] != "unlimited" else "")
+            report["processes"] = f"at most {max_processes}" + (", own PID namespace" if report["processes"] != "unlimited" else "")
         except OSError as error:
             failed.append(f"STILL ROOT: could not drop to uid {owner} ({error})")
     elif namespaces:

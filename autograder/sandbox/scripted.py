@@ -5,8 +5,9 @@ the submission's process reports: its code can patch whatever runs there (the wi
 module, a forward-pass counter). So that test hands the submission `SCRIPTED_MODEL`:
 every time it is called, it asks the grading process which token follows each
 position (`stubs.ScriptedModel`). The grading process answers from a continuation it
-never sends (`Script`) and notes the furthest new token asked for. A loop that generates everything and cuts
-afterwards asks for tokens past the stop, and no code in the worker can hide that.
+never sends (`Script`) and notes the furthest new token asked for. A loop that
+generates everything and cuts afterwards asks for tokens past the stop, and no code in
+the worker can hide that.
 """
 
 from __future__ import annotations

@@ -170,10 +170,9 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
             source = handle.read()
     except OSError:
         source = None
-    if spec.get("limits", {}).get("processes"):
-        isolation.MAX_PROCESSES = int(spec["limits"]["processes"])  # read by isolate() (RLIMIT_NPROC)
     isolation_report = {"user": "trusted reference worker"} if spec.get("trusted") else isolation.isolate(
-        spec.get("hidden_paths", []), spec["scratch_dir"])
+        spec.get("hidden_paths", []), spec["scratch_dir"],
+        int(spec.get("limits", {}).get("processes") or isolation.MAX_PROCESSES))
     os.chdir(spec["scratch_dir"])
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != spec.get("repo_root")]
     sys.path.insert(0, os.path.dirname(spec["module_path"]))
