@@ -696,3 +696,22 @@ def test_fuzzed_student_values_and_errors_through_the_real_worker(real_grader, t
     for row in rows:
         data = strict_json((out / row["student"] / "results.json").read_text(encoding="utf-8"))
         assert 0 <= data["score"] <= 100 and row["status"] == "graded", row
+
+
+@pytest.mark.slow
+def test_a_dead_model_process_is_replaced_and_grading_goes_on(real_grader, tmp_path):
+    """The OOM killer (or a bug) may end the model process between two submissions, while
+    the reference worker it forked still looks alive to the grader. Closing that worker
+    asked the dead process for its exit status and crashed the batch with EBADF."""
+    real_grader.reference_worker()  # a worker of the model process that is about to die
+    dead = real_grader.zygote.process
+    dead.kill()
+    dead.wait()
+    folder = tmp_path / "skeleton"
+    folder.mkdir()
+    (folder / "decoding.py").write_bytes(assignment.SKELETON_PATH.read_bytes())
+    result = real_grader.grade(folder)
+    assert real_grader.zygote.process is not dead and real_grader.zygote.process.poll() is None
+    assert result.internal_errors == []
+    assert result.score == 0
+    assert all("NotImplementedError" in t.output for t in result.tests if t.status != "passed"), result.tests

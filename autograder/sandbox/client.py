@@ -148,6 +148,9 @@ class Zygote:
         wire.send_message(self.control, {"op": "spawn", **spec})
         theirs.close()
         header, _ = wire.recv_message(self.control, deadline=time.monotonic() + 60)
+        if header.get("op") != "spawned":
+            ours.close()
+            raise wire.WireError(f"the model process could not start a worker: {header.get('message', header)}")
         return int(header["pid"]), ours
 
     def exit_status(self, pid: int, wait: float = 2.0) -> dict:
@@ -381,7 +384,10 @@ class Worker:
             self._sock.close()
         except OSError:
             pass
-        self.zygote.exit_status(pid, wait=5.0)
+        try:
+            self.zygote.exit_status(pid, wait=5.0)  # reaped, so it holds no process slot
+        except (OSError, wire.WireError, TimeoutError):
+            pass  # the model process is gone, and its children with it; the grader restarts it
 
     def close(self) -> None:
         self.kill()

@@ -498,6 +498,17 @@ def sweep(timeout: float = 10.0) -> None:
     remain, or until `timeout`."""
     if os.geteuid() != 0:
         return
+    # The model process reaps its children from a SIGCHLD handler. Were that handler to
+    # run while we wait (another child exiting meanwhile), it could reap ours first and
+    # our waitpid would fail: hold SIGCHLD back until ours is reaped.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    try:
+        _sweep_as_sandbox_uid(timeout)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _sweep_as_sandbox_uid(timeout: float) -> None:
     pid = os.fork()
     if pid == 0:
         try:
@@ -515,7 +526,10 @@ def sweep(timeout: float = 10.0) -> None:
             pass
         finally:
             os._exit(0)
-    os.waitpid(pid, 0)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # someone reaped it already: it is done
 
 
 def live_processes_of(uid: int, besides: int | None = None) -> list[int]:

@@ -68,7 +68,9 @@ def main() -> None:
 
 
 def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
-    statuses: dict[int, int] = {}
+    # Exit statuses of the workers we spawned (None while running). Orphans we reap as
+    # subreaper are not recorded: a process flood would only grow this.
+    statuses: dict[int, int | None] = {}
     _become_subreaper()
 
     def reap(*_):
@@ -79,7 +81,8 @@ def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
                 return
             if pid == 0:
                 return
-            statuses[pid] = status
+            if pid in statuses:
+                statuses[pid] = status
 
     signal.signal(signal.SIGCHLD, reap)
     while True:
@@ -88,16 +91,32 @@ def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
             header, _ = wire.recv_message(control)
         except (wire.WireError, OSError):
             os._exit(0)  # the grading process is gone: so are we
+        try:
+            _serve_request(control, header, fds, model, tokenizer, statuses, reap)
+        except Exception as error:  # noqa: BLE001 - one failed request must not end the model process
+            wire.send_message(control, {"op": "failed", "type": type(error).__name__, "message": str(error)[:2000]})
+
+
+def _serve_request(control: socket.socket, header: dict, fds: list[int], model, tokenizer,
+                   statuses: dict[int, int | None], reap) -> None:
+    """One request from the grading process: spawn a worker, sweep, or report an exit status."""
+    try:
         if header["op"] == "spawn":
-            pid = os.fork()
-            if pid == 0:
-                control.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                try:
-                    _run_worker(socket.socket(fileno=fds[0]), model, tokenizer, header)
-                finally:
-                    os._exit(0)
-            os.close(fds[0])
+            # Registered before SIGCHLD may run `reap`: a worker that dies at once keeps its status.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    control.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                    try:
+                        _run_worker(socket.socket(fileno=fds[0]), model, tokenizer, header)
+                    finally:
+                        os._exit(0)
+                statuses[pid] = None
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             wire.send_message(control, {"op": "spawned", "pid": pid})
         elif header["op"] == "sweep":
             from .isolation import sweep
@@ -106,12 +125,15 @@ def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
             wire.send_message(control, {"op": "swept"})
         elif header["op"] == "status":
             pid, deadline = header["pid"], time.monotonic() + float(header.get("wait", 1.0))
-            while pid not in statuses and time.monotonic() < deadline:
+            while statuses.get(pid) is None and time.monotonic() < deadline:
                 reap()
                 time.sleep(0.01)
-            status = statuses.pop(pid, None)
+            status = statuses.get(pid)
+            if status is not None:
+                del statuses[pid]
             wire.send_message(control, {"op": "status", "pid": pid, **_describe_status(status)})
-        for fd in fds if header["op"] != "spawn" else ():
+    finally:
+        for fd in fds:  # the worker's end of its socket is the worker's now
             os.close(fd)
 
 
