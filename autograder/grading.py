@@ -77,6 +77,18 @@ def _oversized(values: list) -> str | None:
     return None
 
 
+def _stand_in_note(args: tuple, error: StudentError) -> str:
+    """Why an attribute the real model has may be missing: the test passed a stand-in."""
+    stand_in = any(isinstance(a, wire.Frozen) or (isinstance(a, wire.Ref) and a not in (wire.MODEL, wire.TOKENIZER))
+                   for a in args)
+    if not stand_in or error.type_name != "AttributeError":
+        return ""
+    return ("\nNote: this test passes a stand-in for the model (so that it can control the logits). It "
+            "behaves like the real model where the contract's loop touches it: `model(input_ids)` "
+            "(with attention_mask, past_key_values, use_cache, ...) returning `.logits`, `model.config`, "
+            "`model.device`, `model.parameters()`. It has no `generate`: write the decoding loop yourself.")
+
+
 class NotGradable(AssertionError):
     """The function under test cannot be called at all (import failed, function missing)."""
 
@@ -342,7 +354,8 @@ class Session:
         except StudentError as error:
             where = f"\n{error.traceback}" if error.traceback else ""
             raise StudentFailed(f"Called:   {call_text(function, args, kwargs)}\n"
-                                f"Your code raised {error.type_name}: {error.message}{where}") from None
+                                f"Your code raised {error.type_name}: {error.message}{where}"
+                                f"{_stand_in_note(args, error)}") from None
         except WorkerFailure as error:
             raise StudentFailed(f"Called:   {call_text(function, args, kwargs)}\nYour code {error}") from None
 

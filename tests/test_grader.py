@@ -215,3 +215,19 @@ def test_eos_forcing_stand_in_binds_arguments_like_the_real_model():
         assert torch.equal(whole.logits[:, :-1], real(torch.cat([ids, token], 1)).logits[:, :-1])
         kept = model(torch.cat([ids, token], 1), logits_to_keep=1)
         assert kept.logits.shape == (1, 1, 64) and int(kept.logits[0, -1].argmax()) == 7
+
+
+def test_an_attribute_error_on_a_stand_in_model_explains_the_stand_in():
+    """`model.generate` works on the real model but not on the logits-controlling stand-ins;
+    the student must learn why from the feedback, not guess."""
+    from autograder.grading import _stand_in_note
+    from autograder.sandbox.client import StudentError
+    from autograder.sandbox.scripted import SCRIPTED_MODEL
+    from autograder.sandbox.wire import MODEL, TOKENIZER, Frozen
+
+    missing = StudentError({"type": "AttributeError", "message": "'FrozenLogitsModel' object has no attribute 'generate'"})
+    other = StudentError({"type": "TypeError", "message": "bad"})
+    assert "no `generate`" in _stand_in_note((Frozen(torch.zeros(4)), TOKENIZER, "x", 5), missing)
+    assert "stand-in" in _stand_in_note((SCRIPTED_MODEL, TOKENIZER, "x"), missing)
+    assert _stand_in_note((MODEL, TOKENIZER, "x", 5), missing) == ""
+    assert _stand_in_note((Frozen(torch.zeros(4)), TOKENIZER, "x", 5), other) == ""
