@@ -191,10 +191,6 @@ class Grader:
 
     def reference_call(self, function: str, *args, seed: int | None = None, **kwargs):
         """The reference's answer (computed once per batch for the same call)."""
-        return self.reference_call_counted(function, *args, seed=seed, **kwargs)[0]
-
-    def reference_call_counted(self, function: str, *args, seed: int | None = None, **kwargs):
-        """(the reference's answer, the model forward passes it took)."""
         blobs: list[bytes] = []
         tree = wire.encode({"args": list(args), "kwargs": kwargs}, blobs)
         digest = hashlib.sha256(json.dumps([function, seed, tree]).encode())
@@ -207,7 +203,7 @@ class Grader:
             if worker.last_recorded:
                 self.store.add_rows(worker.last_recorded["prefixes"], worker.last_recorded["rows"])
                 worker.last_recorded = None
-            self.store.add_answer(key, (value, worker.last_forward_passes))
+            self.store.add_answer(key, value)
         return self.store.answers[key]
 
     def logits(self, token_ids: list[int]):

@@ -32,9 +32,6 @@ class InProcessWorker:
         self.path, self.reference = path, reference
         self.refs = {"model": model, "tokenizer": tokenizer}
         self.calls = 0
-        self.last_forward_passes: int | None = None
-        self._passes = [0]
-        model.get_input_embeddings().register_forward_pre_hook(lambda *_: self._passes.__setitem__(0, self._passes[0] + 1))
         self.module, self.import_report = None, {}
         self.script = None  # see `Session.scripted`
         self.alive = False
@@ -57,13 +54,11 @@ class InProcessWorker:
             self.module.__dict__[name] = getattr(self.reference, name) if name in swap else original
         self.calls += 1  # the same global seeds as the sandbox's worker uses
         torch.manual_seed(seed if seed is not None else 1_000_003 + self.calls)
-        self._passes[0] = 0
         try:
             with torch.no_grad():
                 value = self.originals[function](*payload["args"], **payload["kwargs"])
         except Exception as error:  # a baseline: BaseExceptions end it, as they would end pytest
             raise StudentError(_describe_error(error, str(self.path))) from None
-        self.last_forward_passes = self._passes[0]
         blobs = []
         return wire.decode(wire.encode(value, blobs), blobs)
 
@@ -89,12 +84,8 @@ class InProcessGrader:
         self.worker.module = self.reference
         self.worker.originals = {name: getattr(self.reference, name) for name in assignment.CONTRACT}
 
-    def reference_call_counted(self, function: str, *args, seed: int | None = None, **kwargs):
-        value = self.worker.call(function, *args, seed=seed, **kwargs)
-        return value, self.worker.last_forward_passes
-
     def reference_call(self, function: str, *args, seed: int | None = None, **kwargs):
-        return self.reference_call_counted(function, *args, seed=seed, **kwargs)[0]
+        return self.worker.call(function, *args, seed=seed, **kwargs)
 
     def logits(self, token_ids: list[int]):
         with torch.no_grad():

@@ -21,7 +21,7 @@ import torch
 from . import assignment
 from .models import cache_dir
 
-FORMAT = 1
+FORMAT = 2  # 2: an answer is the value alone (1 stored (value, forward passes))
 Prefix = tuple[int, ...]
 
 
@@ -45,7 +45,7 @@ class ReferenceStore:
 
     def __init__(self, path: Path | None):
         self.path = path
-        self.answers: dict[str, tuple] = {}
+        self.answers: dict[str, object] = {}
         self.rows: dict[Prefix, torch.Tensor] = {}
         self._dirty = False
         if path is not None and path.exists():
@@ -53,7 +53,7 @@ class ReferenceStore:
                 # mmap: the rows stay in the page cache, not in this process's own memory.
                 saved = torch.load(path, mmap=True, weights_only=True)
                 if saved.get("format") == FORMAT:
-                    self.answers = {key: tuple(value) for key, value in saved["answers"].items()}
+                    self.answers = dict(saved["answers"])
                     self.rows = {tuple(prefix): row for prefix, row in zip(saved["prefixes"], saved["rows"])}
             except Exception:  # noqa: BLE001 - a damaged store is only a slower batch
                 self.answers, self.rows = {}, {}

@@ -174,8 +174,6 @@ if wire is not None:
     original = wire.send_message
     def forged(sock, header, *rest, **kw):
         if isinstance(header, dict):
-            if "forward_passes" in header:
-                header["forward_passes"] = 1
             if header.get("op") in ("imported", "isolated"):
                 header["isolation"] = {"user": "FORGED uid", "network": "FORGED", "hidden_paths": ["FORGED"] * 9}
         return original(sock, header, *rest, **kw)

@@ -193,7 +193,6 @@ class Worker:
     pid: int | None = None
     import_report: dict | None = None
     used_seconds: float = 0.0
-    last_forward_passes: int | None = None  # model forward passes during the last call
     last_recorded: dict | None = None  # trusted workers: logits rows the last call computed
 
     def start(self) -> dict:
@@ -311,8 +310,6 @@ class Worker:
                     raise wire.WireError(f"unexpected message {header.get('op')!r}")
                 if not header.get("ok"):
                     raise StudentError(_error_dict(header.get("error")))
-                passes = header.get("forward_passes")
-                self.last_forward_passes = passes if isinstance(passes, int) else None
                 value = wire.decode(header.get("value"), blobs)
                 if self.trusted and header.get("recorded"):
                     value, self.last_recorded = value["value"], value["recorded"]

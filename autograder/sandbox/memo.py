@@ -20,9 +20,6 @@ through came from the memo. The first time anything else touches it (the real mo
 or student code inspecting it), it is filled with one real forward pass over its tokens,
 so it is then exactly the cache the student would have had.
 
-Forward passes are counted as if every answered call had run the model (a test checks
-that generation stops early), and the one pass that fills a cache is not counted.
-
 Rows come from the grading process one request at a time, and only along one path per
 call (see `client.Worker`): student code cannot list what the reference generated.
 """
@@ -169,11 +166,10 @@ def _model_state_probe(model) -> Callable[[], bool]:
     return untouched
 
 
-def install_memo(model, lookup: Callable[[list[Prefix]], list[torch.Tensor | None]], forward_passes: list[int]) -> None:
+def install_memo(model, lookup: Callable[[list[Prefix]], list[torch.Tensor | None]]) -> None:
     """Wrap `model.forward` (student worker) to answer plain calls from `lookup`.
 
-    `lookup(prefixes)` returns the reference's next-token row for each prefix, or None.
-    `forward_passes[0]` is the worker's count of real forward passes (an embedding hook)."""
+    `lookup(prefixes)` returns the reference's next-token row for each prefix, or None."""
     original = model.forward
     signature = inspect.signature(original)
     cache_name = cache_argument(original)
@@ -183,7 +179,6 @@ def install_memo(model, lookup: Callable[[list[Prefix]], list[torch.Tensor | Non
     def fill(cache: MemoCache) -> None:
         with torch.no_grad():
             original(input_ids=torch.tensor([cache._memo_tokens]), use_cache=True, **{cache_name: cache})
-        forward_passes[0] -= 1  # the student did not ask for this pass
 
     def rows_for(prefixes: list[Prefix]) -> list[torch.Tensor] | None:
         found = {p: local.pop(p) for p in prefixes if p in local}
@@ -245,7 +240,6 @@ def install_memo(model, lookup: Callable[[list[Prefix]], list[torch.Tensor | Non
                 cache = MemoCache()
                 cache._memo_fill = fill
             cache._memo_tokens = sequence
-        forward_passes[0] += 1
         return CausalLMOutputWithPast(logits=torch.stack(rows).unsqueeze(0), **{cache_name: cache if use_cache else None})
 
     @functools.wraps(original)  # keeps the signature: code inspects it to name the cache

@@ -213,16 +213,11 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
         return
     originals = {name: getattr(module, name, None) for name in spec.get("contract", [])}
     refs = {"model": model, "tokenizer": tokenizer}
-    # Count forward passes (through the embedding layer, which every path uses), so a
-    # test can tell "stopped at the stop sequence" from "generated everything, cut later".
-    forward_passes = [0]
-    model.get_input_embeddings().register_forward_pre_hook(lambda *_: forward_passes.__setitem__(0, forward_passes[0] + 1))
-    spec["forward_passes"] = forward_passes
     if spec.get("record"):
         spec["recorded"] = {}
         memo.install_recorder(model, spec["recorded"])
     elif spec.get("memo"):
-        memo.install_memo(model, lambda prefixes: _memo_rows(sock, prefixes), forward_passes)
+        memo.install_memo(model, lambda prefixes: _memo_rows(sock, prefixes))
     while True:
         try:
             header, blobs = wire.recv_message(sock)
@@ -368,12 +363,11 @@ def _serve_call(sock, module, originals, refs, header, blobs, spec) -> None:
         seed = int(header["seed"]) if header.get("seed") is not None else 1_000_003 + spec["calls"]
         torch.manual_seed(seed)
         random.seed(seed)
-        spec["forward_passes"][0] = 0
         started = time.perf_counter()
         with torch.no_grad():
             value = function(*payload.get("args", []), **payload.get("kwargs", {}))
         elapsed = time.perf_counter() - started
-        header = {"op": "result", "ok": True, "seconds": elapsed, "forward_passes": spec["forward_passes"][0]}
+        header = {"op": "result", "ok": True, "seconds": elapsed}
         if "recorded" in spec:  # the reference worker: hand over the rows it computed
             recorded = dict(list(spec["recorded"].items())[:MAX_RECORDED_ROWS])
             value = {"value": value, "recorded": {"prefixes": [list(p) for p in recorded], "rows": list(recorded.values())}}
