@@ -501,11 +501,11 @@ def sweep(timeout: float = 10.0) -> None:
     # The model process reaps its children from a SIGCHLD handler. Were that handler to
     # run while we wait (another child exiting meanwhile), it could reap ours first and
     # our waitpid would fail: hold SIGCHLD back until ours is reaped.
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     try:
         _sweep_as_sandbox_uid(timeout)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 def _sweep_as_sandbox_uid(timeout: float) -> None:

@@ -103,20 +103,20 @@ def _serve_request(control: socket.socket, header: dict, fds: list[int], model, 
     try:
         if header["op"] == "spawn":
             # Registered before SIGCHLD may run `reap`: a worker that dies at once keeps its status.
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             try:
                 pid = os.fork()
                 if pid == 0:
                     control.close()
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
                     try:
                         _run_worker(socket.socket(fileno=fds[0]), model, tokenizer, header)
                     finally:
                         os._exit(0)
                 statuses[pid] = None
             finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             wire.send_message(control, {"op": "spawned", "pid": pid})
         elif header["op"] == "sweep":
             from .isolation import sweep
