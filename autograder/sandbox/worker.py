@@ -67,13 +67,15 @@ def main() -> None:
     _serve_zygote(control, model, tokenizer)
 
 
-def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
-    # Exit statuses of the workers we spawned (None while running). Orphans we reap as
-    # subreaper are not recorded: a process flood would only grow this.
-    statuses: dict[int, int | None] = {}
-    _become_subreaper()
+class Children:
+    """The model process's children: the workers it forks, whose exit statuses it keeps
+    until asked, and the orphans it reaps as subreaper, which it does not record (a
+    process flood would only grow the table). `reap` is the SIGCHLD handler."""
 
-    def reap(*_):
+    def __init__(self):
+        self.statuses: dict[int, int | None] = {}  # worker pid -> exit status, None while running
+
+    def reap(self, *_) -> None:
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -81,10 +83,39 @@ def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
                 return
             if pid == 0:
                 return
-            if pid in statuses:
-                statuses[pid] = status
+            if pid in self.statuses:
+                self.statuses[pid] = status
 
-    signal.signal(signal.SIGCHLD, reap)
+    def fork(self) -> int:
+        """`os.fork()` for a worker, registered before SIGCHLD may run `reap`, so a worker
+        that dies at once keeps its status. Returns 0 in the worker."""
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            pid = os.fork()
+            if pid == 0:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                return 0
+            self.statuses[pid] = None
+            return pid
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+    def exit_status(self, pid: int, wait: float) -> int | None:
+        """The worker's wait status once it has ended (waiting up to `wait` s), else None."""
+        deadline = time.monotonic() + wait
+        while self.statuses.get(pid) is None and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.01)
+        status = self.statuses.get(pid)
+        if status is not None:
+            del self.statuses[pid]
+        return status
+
+
+def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
+    children = Children()
+    _become_subreaper()
+    signal.signal(signal.SIGCHLD, children.reap)
     while True:
         try:
             _, fds, _, _ = socket.recv_fds(control, 1, 1)
@@ -92,31 +123,22 @@ def _serve_zygote(control: socket.socket, model, tokenizer) -> None:
         except (wire.WireError, OSError):
             os._exit(0)  # the grading process is gone: so are we
         try:
-            _serve_request(control, header, fds, model, tokenizer, statuses, reap)
+            _serve_request(control, header, fds, model, tokenizer, children)
         except Exception as error:  # noqa: BLE001 - one failed request must not end the model process
             wire.send_message(control, {"op": "failed", "type": type(error).__name__, "message": str(error)[:2000]})
 
 
-def _serve_request(control: socket.socket, header: dict, fds: list[int], model, tokenizer,
-                   statuses: dict[int, int | None], reap) -> None:
+def _serve_request(control: socket.socket, header: dict, fds: list[int], model, tokenizer, children: Children) -> None:
     """One request from the grading process: spawn a worker, sweep, or report an exit status."""
     try:
         if header["op"] == "spawn":
-            # Registered before SIGCHLD may run `reap`: a worker that dies at once keeps its status.
-            previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-            try:
-                pid = os.fork()
-                if pid == 0:
-                    control.close()
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-                    try:
-                        _run_worker(socket.socket(fileno=fds[0]), model, tokenizer, header)
-                    finally:
-                        os._exit(0)
-                statuses[pid] = None
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            pid = children.fork()
+            if pid == 0:
+                control.close()
+                try:
+                    _run_worker(socket.socket(fileno=fds[0]), model, tokenizer, header)
+                finally:
+                    os._exit(0)
             wire.send_message(control, {"op": "spawned", "pid": pid})
         elif header["op"] == "sweep":
             from .isolation import sweep
@@ -124,14 +146,8 @@ def _serve_request(control: socket.socket, header: dict, fds: list[int], model, 
             sweep()
             wire.send_message(control, {"op": "swept"})
         elif header["op"] == "status":
-            pid, deadline = header["pid"], time.monotonic() + float(header.get("wait", 1.0))
-            while statuses.get(pid) is None and time.monotonic() < deadline:
-                reap()
-                time.sleep(0.01)
-            status = statuses.get(pid)
-            if status is not None:
-                del statuses[pid]
-            wire.send_message(control, {"op": "status", "pid": pid, **_describe_status(status)})
+            status = children.exit_status(header["pid"], float(header.get("wait", 1.0)))
+            wire.send_message(control, {"op": "status", "pid": header["pid"], **_describe_status(status)})
     finally:
         for fd in fds:  # the worker's end of its socket is the worker's now
             os.close(fd)
