@@ -44,6 +44,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -235,6 +238,12 @@ EOS_PROBE_PROMPTS = (
 )
 # Bumped whenever a builder changes, so stale cache folders are rebuilt.
 BUILDER_VERSION = "1"
+# How long writing a float32 copy of a checkpoint may take (see `float32_weights`).
+# Qwen3-0.6B takes about a minute, so this only catches a process that never ends; it
+# stays under the grader's 1800 s wait for its model process to start, so that the
+# error below, not a bare "did not start", is what gets reported.
+CONVERT_TIMEOUT_ENV_VAR = "AUTOGRADER_CONVERT_TIMEOUT"
+DEFAULT_CONVERT_TIMEOUT_S = 1200.0
 
 
 class ModelUnavailableError(RuntimeError):
@@ -404,37 +413,98 @@ def _build_once(target: Path, marker: str, build) -> Path:
     return target
 
 
-def float32_weights(path: Path, revision: str) -> Path:
+def float32_weights(path: Path, revision: str, *, timeout: float | None = None) -> Path:
     """A folder whose weights are stored in float32: `path` itself, or a copy made once.
 
     Weights stored as float32 are mapped from the file instead of converted at load, so
     a process that loads them never holds a converted copy next to the file's pages (the
     real checkpoint is bfloat16: converting at load peaks at ~1.4x the loaded model).
-    Forked processes share the mapped pages. The copy is made in a child process, whose
-    memory is gone when it ends."""
+    Forked processes share the mapped pages. The copy is made by a fresh Python process,
+    whose memory is gone when it ends; it may take `timeout` seconds (default: the
+    environment variable ``AUTOGRADER_CONVERT_TIMEOUT``, else 1200)."""
     config = json.loads((path / "config.json").read_text())
-    if (config.get("dtype") or config.get("torch_dtype")) == "float32":
+    if _stored_dtype(config) == "float32":
         return path
+    limit = _convert_timeout(timeout)
 
     def convert(staging: Path) -> None:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                import torch
-                from transformers import AutoModelForCausalLM
-
-                model = AutoModelForCausalLM.from_pretrained(str(path), **{_dtype_kwarg(): torch.float32})
-                model.save_pretrained(str(staging), safe_serialization=True)
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        if status != 0:
-            raise RuntimeError(f"could not write a float32 copy of {path} (status {status})")
+        what = f"a float32 copy of the weights in {path}"
+        _run_fresh_python(["float32", str(path), str(staging)], what, limit)
+        written = staging / "config.json"
+        if not (written.exists() and _stored_dtype(json.loads(written.read_text())) == "float32"
+                and any(staging.glob("*.safetensors"))):
+            # A child reaped by someone else reads as a success: check what it left.
+            raise ModelUnavailableError(f"Could not write {what}: its process ended without writing it. "
+                                        "Run again to retry.")
         (staging / "FLOAT32_OF.json").write_text(json.dumps({"source": str(path), "revision": revision}) + "\n")
 
     return _build_once(cache_dir() / f"float32-{revision}", "FLOAT32_OF.json", convert)
+
+
+def _stored_dtype(config: dict) -> str | None:
+    return config.get("dtype") or config.get("torch_dtype")  # transformers 5 / 4
+
+
+def _convert_timeout(timeout: float | None) -> float:
+    if timeout is not None:
+        source, raw = "timeout", timeout
+    else:
+        source, raw = CONVERT_TIMEOUT_ENV_VAR, os.environ.get(CONVERT_TIMEOUT_ENV_VAR)
+        if not raw:
+            return DEFAULT_CONVERT_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:  # also rejects nan
+        raise ValueError(f"{source}={raw!r}: expected a number of seconds above 0")
+    return seconds
+
+
+def _write_float32_copy(source: str, destination: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(source, **{_dtype_kwarg(): torch.float32})
+    model.save_pretrained(destination, safe_serialization=True)
+
+
+def _run_fresh_python(args: list[str], what: str, timeout: float) -> None:
+    """Run this file's command line (`_main`) with `args` in a new interpreter, for at
+    most `timeout` seconds; raise `ModelUnavailableError` saying why if it fails.
+
+    Not `os.fork()`: once torch has run a multi-threaded operation (or huggingface_hub
+    has started its threads), a forked child that uses torch can wait forever on a lock
+    that one of those threads held at the fork."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--parent", str(os.getpid()), *args]
+    try:
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, timeout=timeout)
+    except subprocess.TimeoutExpired as expired:  # `run` has killed it
+        output, failure = expired.output, f"ran past its limit of {timeout:g} s and was killed"
+    else:
+        if result.returncode == 0:
+            return
+        output, failure = result.stdout, _describe_exit(result.returncode)
+    text = (output or b"").decode("utf-8", "replace")
+    tail = "\n".join("      " + line for line in text.strip().splitlines()[-15:]) or "      (none)"
+    raise ModelUnavailableError(
+        f"Could not write {what}: the process writing it {failure}.\n"
+        f"  command: {subprocess.list2cmdline(command)}\n"
+        f"  last lines of its output:\n{tail}\n"
+        f"  Nothing half-written is kept: running again retries. To allow more time, set "
+        f"{CONVERT_TIMEOUT_ENV_VAR} to a number of seconds (now {timeout:g})."
+    )
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode > 0:
+        return f"exited with status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"was killed by {name}" + (" (out of memory?)" if -returncode == signal.SIGKILL else "")
 
 
 def _build_from_config(folder: Path, config_kwargs: dict, seed: int, dtype) -> None:
@@ -492,3 +562,34 @@ def _build_shaped(folder: Path) -> None:
 
     # bf16 on disk like the real checkpoint (1.19 GB); load_model upcasts to float32.
     _build_from_config(folder, QWEN3_0_6B_CONFIG, SHAPED_SEED, torch.bfloat16)
+
+
+def _main(argv: list[str] | None = None) -> None:
+    """``python course_model.py [--parent PID] float32 SOURCE DESTINATION``: what
+    `float32_weights` runs. With `--parent`, it stops if that process ends first."""
+    import argparse
+    import threading
+    import time
+
+    parser = argparse.ArgumentParser(description=_main.__doc__)
+    parser.add_argument("--parent", type=int)
+    parser.add_argument("command", choices=["float32"])
+    parser.add_argument("source")
+    parser.add_argument("destination")
+    args = parser.parse_args(argv)
+
+    def exit_when_orphaned() -> None:
+        # A parent killed while it waits (a grader giving up) cannot kill us: nobody
+        # would use our copy, so stop rather than hold gigabytes for nothing.
+        while os.getppid() == args.parent:
+            time.sleep(1)
+        print(f"stopped: the parent process {args.parent} has ended", file=sys.stderr)
+        os._exit(1)
+
+    if args.parent is not None:
+        threading.Thread(target=exit_when_orphaned, daemon=True).start()
+    _write_float32_copy(args.source, args.destination)
+
+
+if __name__ == "__main__":
+    _main()
