@@ -469,7 +469,8 @@ def test_user_namespace_mounts_cannot_be_undone(secret, scratch):
     assert seen["report"]["hidden_paths"][:1] == [str(hidden)]
     assert seen["read before"] == "ENOENT"
     assert seen["umount"] == "EPERM" and seen["read after umount"] == "ENOENT"
-    assert seen["nested umount"] == "EINVAL" and seen["read after nested umount"] == "ENOENT"  # MNT_LOCKED
+    # EPERM: seccomp refuses a nested namespace; where it cannot, EINVAL: the copies are MNT_LOCKED
+    assert seen["nested umount"] in ("EPERM", "EINVAL") and seen["read after nested umount"] == "ENOENT"
     assert int(seen["CapEff"], 16) == 0 and seen["NoNewPrivs"] == "1"
     assert seen["write own file"] == "EROFS"
     assert seen["signal neighbour"] == "ESRCH"

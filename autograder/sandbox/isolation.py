@@ -29,6 +29,8 @@ import signal
 import stat
 import time
 
+from . import seccomp  # (imported now: inside the sandbox its source is out of sight)
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -39,6 +41,7 @@ MS_REMOUNT, MS_BIND = 32, 4096
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (new syscalls share one table)
 MOUNT_ATTR_RDONLY, AT_FDCWD, AT_RECURSIVE = 0x1, -100, 0x8000
@@ -144,6 +147,15 @@ def _prctl(option: int, arg: int = 0) -> int:
     return _libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
 
 
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """SIGKILL this process when its parent ends (PR_SET_PDEATHSIG). The setting is lost
+    on fork and on a change of uid, so every process of ours sets it again; if the parent
+    is already gone (`parent_pid` given and no longer our parent), exit now."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
+
+
 # --- the file system ------------------------------------------------------------------
 
 
@@ -179,13 +191,31 @@ def _make_read_only() -> None:
         raise OSError(0, f"writable: {', '.join(refused[:5])}{' ...' if len(refused) > 5 else ''}")
 
 
-def _hide(paths: list[str]) -> list[str]:
-    hidden = []
+def _hide(paths: list[str], keep: list[str]) -> list[str]:
+    """Cover each folder of `paths` with an empty read-only tmpfs. The folders of `keep`
+    that lie inside one (a virtual environment inside the checkout) are bound back
+    read-only, unless they hold a hidden folder themselves."""
+    paths = [os.path.realpath(p) for p in paths if os.path.isdir(p)]
+    inside = {folder: [p for p in paths if _below(folder, p)] for folder in keep}
+    kept = {folder: min(covers, key=len) for folder, covers in inside.items()
+            if covers and os.path.isdir(folder) and not any(_below(p, folder) or p == folder for p in paths)}
+    _cover(kept)
     for path in paths:
-        if os.path.isdir(path):
+        if path not in kept.values() and not any(_below(path, p) for p in paths):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,nr_inodes=16,mode=0555")
-            hidden.append(path)
-    return hidden
+    return paths
+
+
+def _below(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+def import_folders(prefixes: tuple[str, ...] | None = None) -> list[str]:
+    """Where Python finds code (sys.path, the environment's own folders), resolved."""
+    import sys
+
+    found = [*sys.path, *(prefixes if prefixes is not None else (sys.prefix, sys.exec_prefix))]
+    return sorted({os.path.realpath(p) for p in found if p and os.path.isdir(p)})
 
 
 def _private_tmp(scratch_dir: str, owner: int) -> list[str]:
@@ -251,21 +281,21 @@ def unreachable_import_folders(uid: int, folders: list[str] | None = None) -> di
     return found
 
 
-def _expose(folders: dict[str, str]) -> list[str]:
-    """Make `folders` readable again behind the private folders that block them: each
-    blocking folder is covered by a read-only tmpfs that holds only read-only binds of
-    the folders needed below it (everything else there, a home folder, stays hidden)."""
+def _cover(folders: dict[str, str]) -> list[str]:
+    """Make `folders` readable behind the folders that cover them ({folder: its cover}):
+    each cover becomes a read-only tmpfs that holds only read-only binds of the folders
+    needed below it (everything else there, a home folder, a checkout, stays out of sight)."""
     handles = {folder: os.open(folder, os.O_PATH | os.O_CLOEXEC) for folder in folders}  # before they are covered
     try:
-        for blocker in sorted(set(folders.values())):
-            _mount("tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=256,mode=0755")
+        for cover in sorted(set(folders.values())):
+            _mount("tmpfs", cover, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,nr_inodes=256,mode=0755")
             for folder, fd in handles.items():
-                if folders[folder] != blocker:
+                if folders[folder] != cover:
                     continue
                 os.makedirs(folder, 0o755, exist_ok=True)
                 _mount(f"/proc/self/fd/{fd}", folder, None, MS_BIND | MS_REC, None)
                 _mount("none", folder, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
-            _mount("none", blocker, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+            _mount("none", cover, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
     finally:
         for fd in handles.values():
             os.close(fd)
@@ -290,6 +320,7 @@ def _enter_pid_namespace() -> None:
     if first:
         _close_all_but(status_read)
         _end_as(_read_status(status_read, first))
+    die_with_parent()  # the namespace's init: when it ends, the kernel ends all inside
     second = os.fork()
     if second:
         _close_all_but(status_write)
@@ -328,8 +359,9 @@ def _end_as(status: int) -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
-        signal.signal(number, signal.SIG_DFL)
+        if number not in (signal.SIGKILL, signal.SIGSTOP):  # (these two have no handler to reset)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+            signal.signal(number, signal.SIG_DFL)
         os.kill(os.getpid(), number)
         os._exit(128 + number)
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
@@ -376,7 +408,7 @@ def isolate(hidden_paths: list[str], scratch_dir: str, max_processes: int = MAX_
     With a PID namespace, the process that returns is a grandchild of the caller's
     process (see `_enter_pid_namespace`); its parent's exit status is its own."""
     report: dict = {"user": "same as the grader", "hidden_paths": [], "network": "available", "processes": "unlimited",
-                    "private_tmp": [], "file_system": "writable as for the user"}
+                    "private_tmp": [], "file_system": "writable as for the user", "syscalls": "all allowed"}
     failed: list[str] = []
     close_inherited_fds()
     root = os.geteuid() == 0
@@ -411,7 +443,7 @@ def isolate(hidden_paths: list[str], scratch_dir: str, max_processes: int = MAX_
             failed.append(f"file system not (all) read-only ({error})")
         runtime = [] if root else [f"/run/user/{os.getuid()}", os.environ.get("XDG_RUNTIME_DIR", "")]
         try:
-            report["hidden_paths"] = _hide([*hidden_paths, *filter(None, runtime)])
+            report["hidden_paths"] = _hide([*hidden_paths, *filter(None, runtime)], import_folders())
         except OSError as error:
             failed.append(f"folders not hidden ({error})")
         try:
@@ -424,7 +456,7 @@ def isolate(hidden_paths: list[str], scratch_dir: str, max_processes: int = MAX_
         blocked = unreachable_import_folders(owner)
         if blocked and mounts:
             try:
-                report["exposed_import_folders"] = _expose(blocked)
+                report["exposed_import_folders"] = _cover(blocked)
                 blocked = {}
             except OSError as error:
                 failed.append(f"Python's own folders not made readable ({error})")
@@ -463,6 +495,7 @@ def isolate(hidden_paths: list[str], scratch_dir: str, max_processes: int = MAX_
             os.setgroups([])
             os.setgid(owner)
             os.setuid(owner)
+            die_with_parent()  # a change of uid cleared it
             report["user"] = f"unprivileged uid {owner}"
             report["processes"] = f"at most {max_processes}" + (", own PID namespace" if report["processes"] != "unlimited" else "")
         except OSError as error:
@@ -478,6 +511,12 @@ def isolate(hidden_paths: list[str], scratch_dir: str, max_processes: int = MAX_
     # Set-uid programs (sudo, su, ...) and file capabilities grant nothing from here on.
     if _prctl(PR_SET_NO_NEW_PRIVS, 1) != 0:
         failed.append(f"no_new_privs not set ({os.strerror(ctypes.get_errno())})")
+    # Last, in every mode: what no mount or uid can stop (connecting to a host service's
+    # socket, kernel keyrings and System V IPC that outlive the worker, ptrace, io_uring).
+    try:
+        report["syscalls"] = seccomp.install()
+    except OSError as error:
+        failed.append(f"no seccomp filter ({error})")
     try:
         os.chdir(scratch_dir)
     except OSError:
