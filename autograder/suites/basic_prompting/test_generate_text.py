@@ -121,7 +121,7 @@ def test_stops_generating_at_the_stop(grading):
                        "every new token comes from a call of the model")
 
 
-@pytest.mark.grades("generate_text", weight=1.5)
+@pytest.mark.grades("generate_text", weight=1.5, kind="check")
 def test_stop_at_position_zero(grading):
     """A stop sequence at the very start gives ''"""
     prompt = PROMPTS[1]
@@ -148,7 +148,7 @@ def test_keeps_eos_as_decode_gives_it(grading):
                        repr(expected), abbreviate(got, 200), "stop at eos and decode all new ids, special tokens included")
 
 
-@pytest.mark.grades("generate_text", weight=1)
+@pytest.mark.grades("generate_text", weight=1, kind="check")
 def test_no_new_tokens(grading):
     """max_new_tokens=0 gives ''"""
     got = grading.student("generate_text", MODEL, TOKENIZER, "hello", max_new_tokens=0)
@@ -164,7 +164,7 @@ BAD_ARGUMENTS = {
 }
 
 
-@pytest.mark.grades("generate_text", weight=0.25)
+@pytest.mark.grades("generate_text", weight=0.25, kind="check")
 @pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
 def test_rejects_bad_arguments(grading, case):
     """ValueError for a negative temperature, an empty stop sequence, or top_p outside (0, 1] when sampling"""

@@ -31,10 +31,7 @@ def test_single_token(grading):
     check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 1), {}), prompt, got, expected, greedy=True, hint=HINT)
 
 
-@pytest.mark.grades("greedy_decode", weight=1.5)
-@pytest.mark.parametrize("k", [0, 4], ids=["first token", "fifth token"])
-def test_stops_at_eos(grading, k):
-    """Stops right after emitting eos, and keeps it"""
+def check_stops_at_eos(grading, k: int) -> None:
     prompt, budget = PROMPTS[0], 12
     model = EosAfter(len(grading.prompt_ids(prompt)), k)  # the model, but eos is the argmax at new token k
     expected = grading.ref("greedy_decode", model, TOKENIZER, prompt, budget)
@@ -44,7 +41,22 @@ def test_stops_at_eos(grading, k):
               hint="stop as soon as the new token is tokenizer.eos_token_id, and keep that id as the last one")
 
 
-@pytest.mark.grades("greedy_decode", weight=1)
+@pytest.mark.grades("greedy_decode", weight=1.5)
+@pytest.mark.parametrize("k", [4], ids=["fifth token"])
+def test_stops_at_eos(grading, k):
+    """Stops right after emitting eos, and keeps it"""
+    check_stops_at_eos(grading, k)
+
+
+# eos at the very first new token: the constant [tokenizer.eos_token_id] passes it.
+@pytest.mark.grades("greedy_decode", weight=1.5, kind="check")
+@pytest.mark.parametrize("k", [0], ids=["first token"])
+def test_stops_at_eos_at_once(grading, k):
+    """Stops right after emitting eos, and keeps it"""
+    check_stops_at_eos(grading, k)
+
+
+@pytest.mark.grades("greedy_decode", weight=1, kind="check")
 def test_zero_new_tokens(grading):
     """max_new_tokens=0 returns an empty list"""
     got = grading.student("greedy_decode", MODEL, TOKENIZER, "hello", 0)

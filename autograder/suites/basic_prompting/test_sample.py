@@ -96,7 +96,7 @@ def test_draws_follow_the_filtered_distribution(grading, temperature, top_p):
                        "divide logits by t before the softmax, and sample in proportion to the filtered probabilities")
 
 
-@pytest.mark.grades("sample_decode", weight=1)
+@pytest.mark.grades("sample_decode", weight=1, kind="check")
 def test_stops_at_eos(grading):
     """Stops right after sampling eos"""
     tok = grading.tokenizer
@@ -111,7 +111,7 @@ def test_stops_at_eos(grading):
 BAD_SETTINGS = {"t=0": {"temperature": 0.0}, "t<0": {"temperature": -0.5}, "p=0": {"top_p": 0.0}, "p>1": {"top_p": 1.5}}
 
 
-@pytest.mark.grades("sample_decode", weight=0.5)
+@pytest.mark.grades("sample_decode", weight=0.5, kind="check")
 @pytest.mark.parametrize("case", list(BAD_SETTINGS))
 def test_rejects_bad_settings(grading, case):
     """ValueError for temperature <= 0 or p outside (0, 1]"""

@@ -77,7 +77,7 @@ def test_model_next_token_scores(grading, base):
     check_softmax(grading, logits, HINT_BASE, base=base)
 
 
-@pytest.mark.grades("softmax", weight=0.5)
+@pytest.mark.grades("softmax", weight=0.5, kind="check")
 @pytest.mark.parametrize("base", [1, 0.5, -2, math.inf, math.nan], ids=["b=1", "b=0.5", "b=-2", "b=inf", "b=nan"])
 def test_rejects_bases_outside_the_contract(grading, base):
     """ValueError for a base that is not a finite number > 1"""

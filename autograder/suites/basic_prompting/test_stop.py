@@ -9,21 +9,21 @@ from autograder.suites.basic_prompting.common import abbreviate, call_text, mism
 CASES = {
     "later-listed stop occurs first": ("x = 1\n\ndef g():\n    pass", ["\ndef", "\n\n"]),
     "overlapping stops": ("abcabcd", ["cd", "bca"]),
+    "several occurrences": ("a;b;c", [";"]),
+    "unicode text": ("Décision : bon 👍 Review: mauvais", ["Review:", "👍"]),
+}
+# Edge cases whose answer is the whole text or '': returning `text` (or '') unchanged
+# passes them, so they pay only together with the cases above (kind="check").
+EDGE_CASES = {
     "stop at position 0": ("\n\nsecond paragraph", ["\n\n"]),
     "no stop occurs": ("nothing to cut here", ["\n\n", "###"]),
     "no stop sequences": ("keep all of this", []),
-    "several occurrences": ("a;b;c", [";"]),
     "whole text is a stop": ("END", ["END"]),
-    "unicode text": ("Décision : bon 👍 Review: mauvais", ["Review:", "👍"]),
     "stop longer than text": ("ab", ["abc"]),
 }
 
 
-@pytest.mark.grades("truncate_at_stop", weight=1)
-@pytest.mark.parametrize("case", list(CASES))
-def test_truncates_at_earliest_stop(grading, case):
-    """Cuts before the earliest stop sequence"""
-    text, stops = CASES[case]
+def check_truncation(grading, text: str, stops: list[str]) -> None:
     got = grading.student("truncate_at_stop", text, stops)
     expected = grading.reference.truncate_at_stop(text, stops)
     problem = type_problem(got, "str")
@@ -32,7 +32,21 @@ def test_truncates_at_earliest_stop(grading, case):
                        problem or "cut at the smallest position where any stop sequence occurs, whatever the list's order")
 
 
-@pytest.mark.grades("truncate_at_stop", weight=1.5)
+@pytest.mark.grades("truncate_at_stop", weight=1)
+@pytest.mark.parametrize("case", list(CASES))
+def test_truncates_at_earliest_stop(grading, case):
+    """Cuts before the earliest stop sequence"""
+    check_truncation(grading, *CASES[case])
+
+
+@pytest.mark.grades("truncate_at_stop", weight=1, kind="check")
+@pytest.mark.parametrize("case", list(EDGE_CASES))
+def test_truncates_at_earliest_stop_edge_cases(grading, case):
+    """Cuts before the earliest stop sequence"""
+    check_truncation(grading, *EDGE_CASES[case])
+
+
+@pytest.mark.grades("truncate_at_stop", weight=1.5, kind="check")
 def test_rejects_empty_stop_sequence(grading):
     """ValueError for an empty stop sequence"""
     grading.expect_value_error("truncate_at_stop", "some text", ["\n", ""])

@@ -19,9 +19,19 @@ def check_temperature(grading, logits: torch.Tensor, temperature: float, hint: s
 
 
 @pytest.mark.grades("temperature_distribution", weight=1)
-@pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0, 2.0, 500.0])
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 2.0])
 @pytest.mark.parametrize("prompt", PROMPTS[:2], ids=["lecture", "code"])
 def test_model_logits(grading, prompt, temperature):
+    """The model's next-token logits at several temperatures"""
+    check_temperature(grading, model_logits(grading, prompt), temperature)
+
+
+# t = 1 is softmax(logits) (what ignoring t gives); at t = 500 every one of the 151,936
+# probabilities is within the tolerance of the uniform 1/vocab.
+@pytest.mark.grades("temperature_distribution", weight=1, kind="check")
+@pytest.mark.parametrize("temperature", [1.0, 500.0])
+@pytest.mark.parametrize("prompt", PROMPTS[:2], ids=["lecture", "code"])
+def test_model_logits_limit_temperatures(grading, prompt, temperature):
     """The model's next-token logits at several temperatures"""
     check_temperature(grading, model_logits(grading, prompt), temperature)
 
@@ -40,7 +50,7 @@ def test_low_temperature_on_large_logits(grading):
     check_temperature(grading, logits, 0.1, "logits / t can be huge: keep the softmax stable")
 
 
-@pytest.mark.grades("temperature_distribution", weight=0.75)
+@pytest.mark.grades("temperature_distribution", weight=0.75, kind="check")
 @pytest.mark.parametrize("temperature", [0, -1.0], ids=["t=0", "t=-1"])
 def test_rejects_non_positive_temperature(grading, temperature):
     """ValueError for t <= 0"""

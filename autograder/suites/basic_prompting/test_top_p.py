@@ -43,7 +43,7 @@ def test_renormalises(grading):
     check_nucleus(grading, torch.tensor([0.05, 0.45, 0.15, 0.35]), 0.7, HINT_RENORM)
 
 
-@pytest.mark.grades("top_p_filter", weight=1.5)
+@pytest.mark.grades("top_p_filter", weight=1.5, kind="check")
 def test_p_one_keeps_every_token(grading):
     """p = 1 keeps every token"""
     probs = torch.softmax(torch.linspace(-3, 3, 50), -1)
@@ -76,7 +76,7 @@ def test_ties_at_the_boundary(grading):
     check_nucleus(grading, torch.tensor([0.2, 0.2, 0.2, 0.2, 0.2]), 0.5)
 
 
-@pytest.mark.grades("top_p_filter", weight=0.7)
+@pytest.mark.grades("top_p_filter", weight=0.7, kind="check")
 @pytest.mark.parametrize("p", [0, -0.1, 1.5], ids=["p=0", "p=-0.1", "p=1.5"])
 def test_rejects_p_outside_the_contract(grading, p):
     """ValueError for p outside (0, 1]"""
