@@ -93,9 +93,16 @@ def _grade(args) -> int:
     if not args.submission.is_dir():
         print(f"error: {args.submission} is not a folder (pass the folder that holds decoding.py)", file=sys.stderr)
         return 2
+    from .sandbox.client import GraderFailure
+
     with _load_grader(args, console) as grader:
-        with console.status(f"Grading {args.submission} ..."):
-            result = grader.grade(args.submission)
+        try:
+            with console.status(f"Grading {args.submission} ..."):
+                result = grader.grade(args.submission)
+        except GraderFailure as error:
+            print(f"error: the grader itself failed ({error}); this is not the student's doing and no grade was "
+                  f"written: run the command again", file=sys.stderr)
+            return GRADER_ERROR_EXIT
     report.print_table(result, console)
     if args.results:
         report.write_json(args.results, report.gradescope_results(result))
@@ -137,7 +144,13 @@ def _grade_all(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .interrupts import run_stoppable
+
     args = build_parser().parse_args(argv)
+    return run_stoppable(lambda: _run(args))
+
+
+def _run(args) -> int:
     try:
         if args.command == "demo":
             from .demo import run_demo

@@ -13,8 +13,10 @@ SUBMISSION_FILE = "decoding.py"
 SKELETON_PATH = REPO_ROOT / "assignments" / ASSIGNMENT / SUBMISSION_FILE
 REFERENCE_PATH = REPO_ROOT / "solutions" / ASSIGNMENT / SUBMISSION_FILE
 COURSE_MODEL_PATH = SKELETON_PATH.parent / "course_model.py"
-# Folders a student's worker must not see (where the OS allows hiding them).
-HIDDEN_FROM_STUDENTS = (REPO_ROOT / "solutions", REPO_ROOT / "autograder" / "suites", REPO_ROOT / "tests")
+# Folders a student's worker must not see (where the OS allows hiding them): the whole
+# checkout (the reference, the hidden suites, their history in .git, caches, outputs);
+# a Python environment inside it stays readable (see `isolation._hide`).
+HIDDEN_FROM_STUDENTS = (REPO_ROOT,)
 
 # The command line's exit status when grading ran but the grader itself failed somewhere
 # (`grade`, `grade-all`): those grades are not final.

@@ -79,23 +79,40 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
     """
     console = console or Console()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(out_dir, 0o700)  # also what an earlier version wrote there: grades are the TA's alone
     submissions = discover(root)
     grader.hidden_paths += [Path(out_dir).resolve(), Path(root).resolve()]  # others' results and code
     rows = []
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("grading", total=len(submissions))
-        for submission in submissions:
-            progress.update(task, description=f"grading {escape(report.clean_text(submission.student)[:80])}")
-            try:
-                rows.append(_grade_one(submission, out_dir, grader, regrade, console))
-            except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
-                rows.append(record_grader_error(out_dir / submission.student, submission.student, error,
-                                                traceback.format_exc(), _metadata(grader), console))
-            progress.advance(task)
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("grading", total=len(submissions))
+            for submission in submissions:
+                progress.update(task, description=f"grading {escape(report.clean_text(submission.student)[:80])}")
+                try:
+                    rows.append(_grade_one(submission, out_dir, grader, regrade, console))
+                except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
+                    rows.append(record_grader_error(out_dir / submission.student, submission.student, error,
+                                                    traceback.format_exc(), _metadata(grader), console))
+                progress.advance(task)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: the student being graded is not recorded; those graded before
+        # (now or in an earlier run) stay in grades.csv, and a rerun picks up from here.
+        done = {row.get("student") for row in rows}
+        rows += [row for s in submissions if s.student not in done and (row := _earlier_row(out_dir / s.student))]
+        report.write_grades_csv(out_dir / "grades.csv", rows)
+        raise
     report.write_grades_csv(out_dir / "grades.csv", rows)
     return rows
+
+
+def _earlier_row(target: Path) -> dict | None:
+    """The grades.csv row of a results.json an earlier run wrote, if there is a usable one."""
+    try:
+        return report.grades_row(json.loads((target / "results.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def exit_status(rows: list[dict]) -> int:

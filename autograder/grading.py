@@ -29,7 +29,7 @@ from . import assignment
 from .feedback import Mismatch, abbreviate, call_text
 from .reference_store import ReferenceStore, fingerprint, store_dir
 from .sandbox import wire
-from .sandbox.client import Limits, StudentError, Worker, WorkerFailure, Zygote
+from .sandbox.client import GraderFailure, Limits, StudentError, Worker, WorkerFailure, WorkerTimeout, Zygote
 from .sandbox.memory import release_free_memory
 from .sandbox.scripted import Script
 from .submission_file import SubmissionFileError, read_submission_bytes
@@ -51,8 +51,13 @@ POINTS = {
 SEEDS = (0, 1, 2024)
 
 
-# Bounds on a helper call the grading process answers (see `Grader.reference_helper`).
-HELPER_LIMITS = {"elements": 1 << 24, "chars": 1 << 20, "items": 4096}
+# Bounds on a helper call the grading process answers (see `Grader.reference_helper`):
+# far above what a decoding loop asks (one row of Qwen3's 151,936 logits, a few stops),
+# small enough that no answer costs this process more than a fraction of a second.
+HELPER_LIMITS = {"elements": 1 << 22, "rows": 64, "chars": 1 << 16, "items": 256}
+# What one test's message may hold (a student's answer is shown abbreviated; this bounds
+# everything else, e.g. a text the student returned): the reports stay small.
+MAX_TEST_OUTPUT_CHARS = 6000
 
 
 def _oversized(values: list) -> str | None:
@@ -106,6 +111,7 @@ class TestResult:
     status: str = "failed"
     output: str = ""
     seconds: float = 0.0
+    kind: str = "substantive"  # or scoring.CHECK: pays only with the function's substantive tests
 
 
 @dataclass
@@ -168,6 +174,7 @@ class Grader:
         self.hidden_paths: list[Path] = [self._work_dir]
         self._reference_worker: Worker | None = None
         self.reuse_reference = reuse_reference
+        self.last_reference_seconds = 0.0
         stored = None
         if reuse_reference:
             stored = store_dir() / f"{fingerprint(self.model['revision'], self.versions)}.pt"
@@ -190,28 +197,41 @@ class Grader:
         return self._reference_worker
 
     def reference_call(self, function: str, *args, seed: int | None = None, **kwargs):
-        """The reference's answer (computed once per batch for the same call)."""
+        """The reference's answer (computed once per batch for the same call); how long it
+        took the reference is left in `last_reference_seconds`."""
+        key = self._call_key(function, args, kwargs, seed)
+        if key not in self.store.answers:
+            worker = self.reference_worker()
+            started = time.perf_counter()
+            try:
+                value = worker.call(function, *args, seed=seed, **kwargs)
+            except WorkerFailure as error:
+                raise GraderFailure(f"the reference failed on {call_text(function, args, kwargs)}: {error}") from None
+            if worker.last_recorded:
+                self.store.add_rows(worker.last_recorded["prefixes"], worker.last_recorded["rows"])
+                worker.last_recorded = None
+            self.store.add_answer(key, value, time.perf_counter() - started)
+        self.last_reference_seconds = self.store.seconds.get(key, 0.0)
+        return self.store.answers[key]
+
+    @staticmethod
+    def _call_key(function: str, args, kwargs: dict, seed: int | None) -> str:
         blobs: list[bytes] = []
         tree = wire.encode({"args": list(args), "kwargs": kwargs}, blobs)
         digest = hashlib.sha256(json.dumps([function, seed, tree]).encode())
         for blob in blobs:
             digest.update(blob)
-        key = digest.hexdigest()
-        if key not in self.store.answers:
-            worker = self.reference_worker()
-            value = worker.call(function, *args, seed=seed, **kwargs)
-            if worker.last_recorded:
-                self.store.add_rows(worker.last_recorded["prefixes"], worker.last_recorded["rows"])
-                worker.last_recorded = None
-            self.store.add_answer(key, value)
-        return self.store.answers[key]
+        return digest.hexdigest()
 
     def logits(self, token_ids: list[int]):
         """The model's logits after every prefix of `token_ids`, shape (len, vocab)."""
         known = self.store.logits(token_ids)
         if known is not None:
             return known
-        logits = self.reference_worker().logits(token_ids)
+        try:
+            logits = self.reference_worker().logits(token_ids)
+        except (OSError, wire.WireError, TimeoutError, KeyError) as error:
+            raise GraderFailure(f"the reference worker failed computing logits: {error}") from None
         self.store.add_rows([token_ids[: i + 1] for i in range(len(token_ids))], logits)
         return logits
 
@@ -233,6 +253,10 @@ class Grader:
         helper = getattr(self.reference, function)
         if function == "top_p_filter" and args and hasattr(args[0], "dim") and args[0].dim() > 1:
             probs = args[0]
+            rows = probs.numel() // max(probs.shape[-1], 1)
+            if rows > HELPER_LIMITS["rows"]:
+                raise ValueError(f"top_p_filter was called with {rows:,} rows; the grader answers helper calls of up to "
+                                 f"{HELPER_LIMITS['rows']} rows")
             rows = [helper(row, *args[1:], **kwargs) for row in probs.reshape(-1, probs.shape[-1])]
             return torch.stack(rows).reshape(probs.shape)
         return helper(*args, **kwargs)
@@ -280,6 +304,8 @@ class Grader:
                 import_report = worker.start()
             session = Session(self, worker, import_report)
             _run_suite(session)
+            if session.grader_failure is not None:
+                raise session.grader_failure
         finally:
             worker.close()
             self.store.save()  # what the reference computed survives a crash later in the batch
@@ -287,7 +313,7 @@ class Grader:
         result = SubmissionResult(
             student=student,
             submission=str(submission_dir),
-            tests=sorted(session.results, key=lambda t: assignment.CONTRACT.index(t.function)),
+            tests=finished_tests(session),
             metadata=self.metadata() | {"isolation": import_report.get("isolation", {})},
             import_report=import_report,
             printed=worker.output(),
@@ -323,8 +349,32 @@ class Session:
         self.model_name = grader.model["name"]
         self.results: list[TestResult] = []
         self.internal_errors: list[str] = []
+        self.grader_failure: GraderFailure | None = None  # set when the grader's side broke: no grade
+        self.timed_out: dict[str, str] = {}  # function -> how its first timeout went
+        self._reference_seconds = 0.0  # what the current test's reference calls took
+
+    def begin_test(self) -> None:
+        self._reference_seconds = 0.0
+
+    def _call_seconds(self) -> float | None:
+        """This call's limit: it follows the reference's time for the same test (a test
+        that asked the reference nothing gets the floor: its calls are pure helpers)."""
+        limits = getattr(self.grader, "limits", None)
+        return limits.call_limit(self._reference_seconds) if limits is not None else None
+
+    def _call(self, function: str, args, kwargs, seed: int | None):
+        try:
+            return self.worker.call(function, *args, seed=seed, swap=assignment.swapped_helpers(function),
+                                    seconds=self._call_seconds(), **kwargs)
+        except WorkerTimeout as error:
+            self.timed_out.setdefault(function, str(error))
+            raise
 
     def _ensure_callable(self, function: str) -> None:
+        if function in self.timed_out:
+            raise StudentFailed(f"Not run: an earlier test of {function} {self.timed_out[function]}, so its remaining "
+                                f"tests were skipped (0 points) to keep grading short. Make {function} finish in time "
+                                f"on the earlier test first.")
         report = self.import_report
         if not report.get("ok"):
             error = report.get("error", {})
@@ -344,9 +394,8 @@ class Session:
         """Call the submission's `function`, with the helpers `assignment.swapped_helpers`
         names answered by the reference."""
         self._ensure_callable(function)
-        swap = assignment.swapped_helpers(function)
         try:
-            return self.worker.call(function, *args, seed=seed, swap=swap, **kwargs)
+            return self._call(function, args, kwargs, seed)
         except StudentError as error:
             where = f"\n{error.traceback}" if error.traceback else ""
             raise StudentFailed(f"Called:   {call_text(function, args, kwargs)}\n"
@@ -359,9 +408,8 @@ class Session:
         """The call must raise ValueError (the contract's error for bad arguments)."""
         called = call_text(function, args, kwargs)
         self._ensure_callable(function)
-        swap = assignment.swapped_helpers(function)
         try:
-            value = self.worker.call(function, *args, swap=swap, **kwargs)
+            value = self._call(function, args, kwargs, None)
         except StudentError as error:
             if error.type_name == "ValueError":
                 return
@@ -372,7 +420,9 @@ class Session:
                        f"Got:      it returned {abbreviate(value)} without raising")
 
     def ref(self, function: str, *args, seed: int | None = None, **kwargs):
-        return self.grader.reference_call(function, *args, seed=seed, **kwargs)
+        value = self.grader.reference_call(function, *args, seed=seed, **kwargs)
+        self._reference_seconds += getattr(self.grader, "last_reference_seconds", 0.0)
+        return value
 
     @contextlib.contextmanager
     def scripted(self, prompt: str, continuation: list[int]):
@@ -393,12 +443,25 @@ class Session:
         return self.tokenizer(prompt)["input_ids"]
 
 
+def finished_tests(session: Session) -> list[TestResult]:
+    """The session's results as reported: in contract order, checks paid only with
+    substantive work (`scoring.gate_checks`), messages within `MAX_TEST_OUTPUT_CHARS`."""
+    from .scoring import gate_checks
+
+    tests = sorted(session.results, key=lambda t: assignment.CONTRACT.index(t.function))
+    gate_checks(tests)
+    for test in tests:
+        if len(test.output) > MAX_TEST_OUTPUT_CHARS:
+            test.output = test.output[:MAX_TEST_OUTPUT_CHARS] + f"\n[... message cut at {MAX_TEST_OUTPUT_CHARS:,} characters]"
+    return tests
+
+
 class GradingPlugin:
     """Gives each hidden test its share of points and records outcomes with feedback."""
 
     def __init__(self, session: Session):
         self.session = session
-        self._max: dict[str, tuple[str, float]] = {}
+        self._max: dict[str, tuple[str, float, str]] = {}
 
     def pytest_configure(self, config):
         config._autograder_session = self.session
@@ -415,10 +478,13 @@ class GradingPlugin:
             if mark is None:
                 raise RuntimeError(f"hidden test {item.nodeid} has no grades() marker")
             function, weight = mark.args[0], float(mark.kwargs.get("weight", 1.0))
-            marks[item.nodeid] = (function, weight)
+            marks[item.nodeid] = (function, weight, mark.kwargs.get("kind", "substantive"))
             weights[function] = weights.get(function, 0.0) + weight
-        for nodeid, (function, weight) in marks.items():
-            self._max[nodeid] = (function, POINTS[function] * weight / weights[function])
+        for nodeid, (function, weight, kind) in marks.items():
+            self._max[nodeid] = (function, POINTS[function] * weight / weights[function], kind)
+
+    def pytest_runtest_setup(self, item):
+        self.session.begin_test()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -426,8 +492,9 @@ class GradingPlugin:
         report = outcome.get_result()
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
-        function, max_score = self._max[item.nodeid]
-        result = TestResult(name=_display_name(item), function=function, max_score=max_score, seconds=round(call.duration, 3))
+        function, max_score, kind = self._max[item.nodeid]
+        result = TestResult(name=_display_name(item), function=function, max_score=max_score, seconds=round(call.duration, 3),
+                            kind=kind)
         if report.passed:
             result.score, result.status = max_score, "passed"
         else:
@@ -436,6 +503,10 @@ class GradingPlugin:
 
     def _message(self, item, call) -> str:
         error = call.excinfo.value if call.excinfo else None
+        if isinstance(error, GraderFailure):  # no grade for this submission: stop here
+            self.session.grader_failure = self.session.grader_failure or error
+            item.session.shouldstop = f"the grader failed: {error}"
+            return f"The grader failed while checking this test ({error}); your TA has the details."
         if isinstance(error, (Mismatch, StudentFailed, NotGradable)):
             return str(error)
         if isinstance(error, AssertionError):
@@ -459,6 +530,8 @@ def _run_suite(session: Session) -> None:
         "-p", "no:cacheprovider", "-p", "no:terminal", "--import-mode=importlib",
     ]
     code = pytest.main(args, plugins=[plugin])
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+    if code == pytest.ExitCode.INTERRUPTED and session.grader_failure is None:
+        raise KeyboardInterrupt  # pytest caught a Ctrl-C (or SIGTERM): stop, record nothing
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED):
         details = "\n".join(session.internal_errors)
         raise RuntimeError(f"the hidden suite could not run (pytest exit code {int(code)})\n{details}")

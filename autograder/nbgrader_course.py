@@ -448,6 +448,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
         warnings.simplefilter("ignore", SAWarning)
         check_gradebook(gb, assignment_id)
         grader = None
+        interrupted = False
         try:
             for item in items:
                 target = out_root / item.student
@@ -485,6 +486,11 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                 outcomes[item.student] = {"score": score, "status": "unchanged, not regraded" if reused else "graded", "feedback": False,
                                           "results": results}
                 console.print(f"{item.student}: {score:g} / {sum(grader_points().values())}" + (" (unchanged, not regraded)" if reused else ""))
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM: the student being graded is not recorded (nor put in the
+            # gradebook); those before are, and a rerun goes on from here.
+            gb.db.rollback()
+            interrupted = True
         finally:
             if grader is not None:
                 grader.close()
@@ -495,6 +501,8 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                     else {"student": student, "total": "", "status": outcome["status"]})
     if rows:
         report.write_grades_csv(out_root / "grades.csv", rows)
+    if interrupted:
+        raise KeyboardInterrupt
     if feedback:
         generate_feedback(config, assignment_id, [s for s, o in outcomes.items() if o["score"] is not None], outcomes, console)
     return outcomes
@@ -603,7 +611,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_sync(commands, "sync")
     _add_autograde(commands, "autograde")
     args = parser.parse_args(argv)
-    return args.handler(args)
+    from .interrupts import run_stoppable
+
+    return run_stoppable(lambda: args.handler(args))
 
 
 if __name__ == "__main__":

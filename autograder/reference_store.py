@@ -21,7 +21,7 @@ import torch
 from . import assignment
 from .models import cache_dir
 
-FORMAT = 2  # 2: an answer is the value alone (1 stored (value, forward passes))
+FORMAT = 3  # 3: with the seconds each answer took (2: no seconds; 1: (value, forward passes))
 Prefix = tuple[int, ...]
 
 
@@ -46,6 +46,7 @@ class ReferenceStore:
     def __init__(self, path: Path | None):
         self.path = path
         self.answers: dict[str, object] = {}
+        self.seconds: dict[str, float] = {}  # how long the reference took for each answer
         self.rows: dict[Prefix, torch.Tensor] = {}
         self._dirty = False
         if path is not None and path.exists():
@@ -54,9 +55,10 @@ class ReferenceStore:
                 saved = torch.load(path, mmap=True, weights_only=True)
                 if saved.get("format") == FORMAT:
                     self.answers = dict(saved["answers"])
+                    self.seconds = {str(k): float(v) for k, v in saved["seconds"].items()}
                     self.rows = {tuple(prefix): row for prefix, row in zip(saved["prefixes"], saved["rows"])}
             except Exception:  # noqa: BLE001 - a damaged store is only a slower batch
-                self.answers, self.rows = {}, {}
+                self.answers, self.seconds, self.rows = {}, {}, {}
 
     def add_rows(self, prefixes, rows) -> None:
         for prefix, row in zip(prefixes, rows):
@@ -65,8 +67,9 @@ class ReferenceStore:
                 self.rows[prefix] = row.detach().clone()  # its own storage: saved alone
                 self._dirty = True
 
-    def add_answer(self, key: str, value) -> None:
+    def add_answer(self, key: str, value, seconds: float) -> None:
         self.answers[key] = value
+        self.seconds[key] = float(seconds)
         self._dirty = True
 
     def row(self, prefix: Prefix) -> torch.Tensor | None:
@@ -86,7 +89,7 @@ class ReferenceStore:
         try:
             os.fchmod(handle, 0o600)
             with os.fdopen(handle, "wb") as file:
-                torch.save({"format": FORMAT, "answers": self.answers, "prefixes": [list(p) for p in self.rows],
+                torch.save({"format": FORMAT, "answers": self.answers, "seconds": self.seconds, "prefixes": [list(p) for p in self.rows],
                             "rows": list(self.rows.values())}, file)
             os.replace(temporary, self.path)
         except BaseException:

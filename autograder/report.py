@@ -197,7 +197,7 @@ def gradescope_results(result: SubmissionResult) -> dict:
                 "name": f"{test.function}: {test.name}",
                 "score": _number(test.score),
                 "max_score": _number(test.max_score),
-                "status": test.status,
+                "status": "passed" if test.status == "passed" else "failed",  # Gradescope knows these two
                 "output": test.output,
                 "visibility": "visible",
                 "tags": [test.function],
@@ -344,12 +344,14 @@ def print_class_table(rows: list[dict], console: Console | None = None) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: a reader sees the old file or the new one, never
-    half of one; on any failure the old file stays and no temporary file is left."""
+    """Write `data` to `path` atomically and readable by its owner only: a reader sees the
+    old file or the new one, never half of one; on any failure the old file stays and no
+    temporary file is left."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    # Owner-only: reports hold grades and feedback, which no student's code may read.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         with open(fd, "wb", closefd=True) as handle:
             handle.write(data)

@@ -194,7 +194,7 @@ def test_patching_the_workers_reports_forges_nothing(grader, tmp_path):
     """What decides points or goes on record never comes from code the student can patch:
     a loop that generates everything before cutting still loses the early-stop test."""
     result = grade_source(grader, tmp_path, REFERENCE + GENERATE_ALL_THEN_CUT + FORGE_REPORTS)
-    failed = [t.name for t in result.tests if t.status != "passed"]
+    failed = [t.name for t in result.tests if t.status == "failed"]
     assert failed == ["Stops generating as soon as a stop sequence appears"], failed
     assert "FORGED" not in json.dumps(result.metadata)
 
@@ -325,11 +325,23 @@ def reference_with(code: str) -> str:
     return REFERENCE.replace(MARKER, MARKER + '    if text == "END":\n' + body + "\n")
 
 
+END_TEST = "Cuts before the earliest stop sequence [whole text is a stop]"
+
+
 def assert_only_the_end_test_failed(result) -> None:
-    failed = [t for t in result.tests if t.status != "passed"]
-    assert [t.name for t in failed] == ["Cuts before the earliest stop sequence [whole text is a stop]"], [t.name for t in failed]
-    assert failed[0].output
-    assert result.score == pytest.approx(100 - POINTS["truncate_at_stop"] / 10.5)
+    """Only truncate_at_stop loses: the test on "END", the function's later tests if that
+    one ran out of time (not run, to keep grading short), and its checks in proportion
+    (scoring.gate_checks)."""
+    failed = [t for t in result.tests if t.status == "failed"]
+    assert failed and failed[0].name == END_TEST and failed[0].output, [t.name for t in failed]
+    for test in failed[1:]:
+        assert test.function == "truncate_at_stop" and "ran out of time" in failed[0].output, (test.name, test.output)
+        assert test.output.startswith("Not run: an earlier test of truncate_at_stop"), test.output
+    lost = {name for name, (score, maximum) in result.by_function().items() if score < maximum}
+    assert lost == {"truncate_at_stop"}
+    if len(failed) == 1:
+        score, maximum = result.by_function()["truncate_at_stop"]
+        assert maximum - score == pytest.approx(failed[0].max_score, rel=0.35)
 
 
 @pytest.mark.parametrize("death", list(DEATHS))

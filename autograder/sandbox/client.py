@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import assignment
 from ..models import ModelUnavailableError
 from . import scripted, wire
+from .worker import WORKER_INTERNAL_EXIT
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,24 @@ class Limits:
     """What one submission may use. Defaults leave a correct solution on the real
     model (2 cores) far inside them; see the README's "Limits" section."""
 
-    test_seconds: float = 120.0  # one call into the submission
-    submission_seconds: float = 900.0  # all calls of one submission together
+    test_seconds: float = 120.0  # one call into the submission, at most
+    submission_seconds: float = 420.0  # all calls of one submission together (fits Gradescope's 10 minutes)
+    # A call's own limit follows the reference's time for the same test: this many times
+    # that, never below `min_test_seconds` nor above `test_seconds` (see `call_limit`).
+    reference_factor: float = 20.0
+    min_test_seconds: float = 10.0
     import_seconds: float = 30.0
     memory_bytes: int = 6 << 30  # beyond the shared model's pages
     output_bytes: int = 8 << 20  # per stdout/stderr file, and any file it writes
     processes: int = 64  # processes of the sandbox uid at once (where the grader runs as root)
     threads: int = 0  # torch threads in the worker; 0 = all cores
+
+    def call_limit(self, reference_seconds: float | None) -> float:
+        """Seconds for one call whose test took the reference `reference_seconds` (None:
+        unknown, so the full `test_seconds`)."""
+        if reference_seconds is None:
+            return self.test_seconds
+        return min(self.test_seconds, max(self.min_test_seconds, self.reference_factor * reference_seconds))
 
 
 class OnePathPerCall:
@@ -58,6 +70,11 @@ class OnePathPerCall:
         if key not in self._chosen and len(self._chosen) >= self.MAX_PREFIXES:
             return False
         return self._chosen.setdefault(key, prefix[-1]) == prefix[-1]
+
+
+class GraderFailure(Exception):
+    """The grading machinery failed (the model process died, a worker's own code broke):
+    not the student's doing, so never recorded as the student's result."""
 
 
 class WorkerFailure(Exception):
@@ -109,22 +126,48 @@ def _status_text(status: dict) -> str:
         name = signal.Signals(status["signal"]).name if status["signal"] in signal.Signals._value2member_map_ else status["signal"]
         hint = " (often: memory limit exceeded)" if status["signal"] in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) else ""
         return f"the process was killed by signal {name}{hint}"
-    return f"the process exited with code {status.get('exit_code')} (sys.exit or os._exit?)"
+    if status.get("exit_code") == WORKER_INTERNAL_EXIT:
+        return "the grader's worker failed (an error in the grader, not in your code)"
+    return f"the process exited with code {status.get('exit_code')} (os._exit in your code?)"
+
+
+# What of the grader's environment reaches the model process (and so every worker forked
+# from it): what Python, torch and the model loader need, nothing else. A TA's shell
+# holds tokens and passwords; a variable not named here never reaches student code.
+ENVIRONMENT_NAMES = {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME", "PYTHONPATH",
+                     "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV", "XDG_CACHE_HOME",
+                     "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                     "TRANSFORMERS_CACHE", "HF_HUB_DISABLE_TELEMETRY", "TOKENIZERS_PARALLELISM",
+                     "AUTOGRADER_CACHE", "AUTOGRADER_MODEL", "AUTOGRADER_SANDBOX_UID"}
+ENVIRONMENT_PREFIXES = ("LC_", "OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_")
+
+
+def model_process_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed part of `environ` (default: this process's), for the model process."""
+    environ = dict(os.environ if environ is None else environ)
+    kept = {k: v for k, v in environ.items() if k in ENVIRONMENT_NAMES or k.startswith(ENVIRONMENT_PREFIXES)}
+    kept["PYTHONPATH"] = os.pathsep.join(filter(None, [str(assignment.REPO_ROOT), environ.get("PYTHONPATH")]))
+    # Idle OpenMP threads that spin instead of sleeping make the grading process and
+    # a worker, taking turns on 2 cores, ~10x slower (measured on sampling loops).
+    kept.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return kept
 
 
 class Zygote:
-    """A fresh Python process that loads the model once and forks workers on request."""
+    """A fresh Python process that loads the model once and forks workers on request.
+
+    It runs in a session of its own, so a Ctrl-C at the terminal reaches only the grading
+    process (which then stops cleanly), and it dies with the grading process (a parent-
+    death signal), so a SIGKILLed grader leaves nothing running."""
 
     def __init__(self, model_name: str, *, startup_seconds: float = 1800.0):
         self._scratch = tempfile.mkdtemp(prefix="autograder-zygote-")
         ours, theirs = socket.socketpair()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(assignment.REPO_ROOT), os.environ.get("PYTHONPATH")])))
-        # Idle OpenMP threads that spin instead of sleeping make the grading process and
-        # a worker, taking turns on 2 cores, ~10x slower (measured on sampling loops).
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.sandbox.worker", "--control-fd", str(theirs.fileno()), "--model", model_name],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, cwd=self._scratch, env=env,
+            [sys.executable, "-m", "autograder.sandbox.worker", "--control-fd", str(theirs.fileno()), "--model", model_name,
+             "--parent-pid", str(os.getpid())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, cwd=self._scratch, env=model_process_environment(),
+            start_new_session=True,
         )
         theirs.close()
         self.control = ours
@@ -141,6 +184,10 @@ class Zygote:
         self.model = header["model"]
         self.versions = header["versions"]
         self.sandbox_uid = header.get("sandbox_uid")
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def spawn(self, spec: dict) -> tuple[int, socket.socket]:
         ours, theirs = socket.socketpair()
@@ -174,6 +221,7 @@ class Zygote:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 @dataclass
@@ -207,6 +255,9 @@ class Worker:
         started = time.monotonic()
         try:
             self.import_report = self._start()
+        except GraderFailure:
+            self.kill()
+            raise
         except Exception as error:  # noqa: BLE001 - whatever the worker sent, this submission only
             self.kill()
             self.import_report = {"ok": False, "error": {"type": "Crash", "message": f"the worker failed to start ({error})"}}
@@ -239,7 +290,7 @@ class Worker:
             self.pid, self._sock = self.zygote.spawn(spec)
         except (OSError, wire.WireError, TimeoutError) as error:
             self.pid = None
-            return {"ok": False, "error": {"type": "Crash", "message": f"the model process is gone ({error})"}}
+            raise GraderFailure(f"the model process could not start a worker ({error})") from None
         deadline = time.monotonic() + self.limits.import_seconds
         try:
             # The first message comes before any student code runs; the second after the import.
@@ -254,7 +305,7 @@ class Worker:
             return {"ok": False, "error": {"type": "Timeout", "message": f"importing took longer than {self.limits.import_seconds:g} s"}}
         except wire.PeerClosed:
             pid, self.pid = self.pid, None
-            return {"ok": False, "error": {"type": "Crash", "message": _status_text(self.zygote.exit_status(pid))}}
+            return {"ok": False, "error": {"type": "Crash", "message": _status_text(self._exit_status(pid))}}
         except wire.WireError as error:
             self.kill()
             return {"ok": False, "error": {"type": "Crash", "message": f"the worker sent an invalid answer ({error})"}}
@@ -274,22 +325,31 @@ class Worker:
     def alive(self) -> bool:
         return self.pid is not None
 
-    def call(self, function: str, *args, seed: int | None = None, swap: tuple[str, ...] = (), **kwargs):
+    def call(self, function: str, *args, seed: int | None = None, swap: tuple[str, ...] = (),
+             seconds: float | None = None, **kwargs):
         """Run `function(*args, **kwargs)` in the worker; plain data comes back.
 
-        Raises `StudentError`, `WorkerTimeout` or `WorkerCrashed`; after the latter two
-        the worker is gone and `start()` makes a fresh one.
+        `swap`: the helpers this call may have answered by the reference (decided here,
+        whatever the worker asks). `seconds`: this call's limit (default: the limits'
+        `test_seconds`), always within what is left of the submission's budget. The
+        deadline is checked after every message, so a worker that keeps the grader busy
+        answering requests is stopped as surely as one that goes quiet.
+
+        Raises `StudentError`, `WorkerTimeout` or `WorkerCrashed` (after the latter two
+        the worker is gone and `start()` makes a fresh one), or `GraderFailure`.
         """
         if not self.alive:
             raise WorkerCrashed("the worker is not running")
         left = self.limits.submission_seconds - self.used_seconds
         if left <= 0:
             raise WorkerTimeout(self.limits.submission_seconds, budget=True)
-        budget_bound = left < self.limits.test_seconds
-        seconds = min(self.limits.test_seconds, left)
+        limit = self.limits.test_seconds if seconds is None else seconds
+        budget_bound = left < limit
+        limit = min(limit, left)
         started = time.monotonic()
-        deadline = started + seconds
+        deadline = started + limit
         self._memo_paths = OnePathPerCall()
+        self._swap = frozenset(swap)
         try:
             wire.send_value_message(
                 self._sock, {"op": "call", "fn": function, "seed": seed, "swap": list(swap)},
@@ -297,6 +357,8 @@ class Worker:
             )
             while True:
                 header, blobs = wire.recv_message(self._sock, deadline=deadline)
+                if time.monotonic() >= deadline:
+                    raise TimeoutError
                 if header.get("op") == "helper" and self.helper is not None:
                     self._answer_helper(header, blobs)
                     continue
@@ -316,23 +378,41 @@ class Worker:
                 return value
         except TimeoutError:
             self.kill()
-            raise WorkerTimeout(self.limits.submission_seconds if budget_bound else seconds, budget=budget_bound) from None
+            raise WorkerTimeout(self.limits.submission_seconds if budget_bound else limit, budget=budget_bound) from None
         except (wire.PeerClosed, BrokenPipeError, ConnectionResetError):
             pid, self.pid = self.pid, None
-            raise WorkerCrashed(_status_text(self.zygote.exit_status(pid))) from None
+            raise WorkerCrashed(_status_text(self._exit_status(pid))) from None
         except wire.WireError as error:
             self.kill()
             raise ProtocolViolation(f"the worker sent an invalid answer ({error})") from None
         finally:
+            self._swap = frozenset()
             self.used_seconds += time.monotonic() - started
 
+    def _exit_status(self, pid: int) -> dict:
+        """How the worker `pid` ended; `GraderFailure` when the grader's side is at fault
+        (the model process is gone, or the worker's own code failed)."""
+        try:
+            status = self.zygote.exit_status(pid)
+        except (OSError, wire.WireError, TimeoutError) as error:
+            raise GraderFailure(f"the model process is gone ({error or type(error).__name__})") from None
+        if status.get("exit_code") == WORKER_INTERNAL_EXIT and status.get("exited") and "signal" not in status:
+            raise GraderFailure("the grader's worker failed (its own code, not the submission's)")
+        return status
+
     def _answer_helper(self, header: dict, blobs: list[bytes]) -> None:
+        """The reference's answer to a swapped-in helper, if this call is entitled to it."""
+        name = str(header.get("fn"))
+        if name not in self._swap:
+            wire.send_message(self._sock, {"ok": False, "error": {"type": "RuntimeError", "message": (
+                f"the grader answers {name} only while a test lets the reference stand in for it")}})
+            return
         payload = wire.decode(header.get("value"), blobs)
         if not (isinstance(payload, dict) and isinstance(payload.get("args", []), list)
                 and isinstance(payload.get("kwargs", {}), dict) and all(isinstance(k, str) for k in payload.get("kwargs", {}))):
             raise wire.WireError("a helper call that is not (args, kwargs)")
         try:
-            value = self.helper(str(header.get("fn")), payload.get("args", []), payload.get("kwargs", {}))
+            value = self.helper(name, payload.get("args", []), payload.get("kwargs", {}))
         except Exception as error:  # noqa: BLE001 - the reference's ValueError is an answer too
             wire.send_message(self._sock, {"ok": False, "error": {"type": type(error).__name__, "message": str(error)}})
         else:

@@ -9,6 +9,7 @@ multi-threaded torch operation. Each worker then sets its own thread count.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import resource
@@ -19,6 +20,7 @@ import time
 import traceback
 
 from . import wire
+from .isolation import die_with_parent
 from .memory import release_free_memory
 
 # Exceptions a submission may raise that keep their type when they cross the wire;
@@ -30,6 +32,7 @@ MAX_MESSAGE_CHARS = 2000
 # frame limit at Qwen3's vocabulary); rows beyond it are simply not memoised.
 MAX_RECORDED_ROWS = 96
 MAX_HELPER_ANSWERS = 64  # helper answers a worker keeps (see `_helper_stub`)
+WORKER_INTERNAL_EXIT = 86  # the worker's own code failed (client.WORKER_INTERNAL_EXIT)
 
 
 # --- zygote -------------------------------------------------------------------------
@@ -39,8 +42,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--model", required=True)
+    parser.add_argument("--parent-pid", type=int, default=0)
     args = parser.parse_args()
     control = socket.socket(fileno=args.control_fd)
+    # Die with the grading process (SIGKILLed graders leave no model process behind), and
+    # take no Ctrl-C meant for it: it stops us itself, by closing the control socket.
+    die_with_parent(args.parent_pid or None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     import torch
 
@@ -132,13 +140,20 @@ def _serve_request(control: socket.socket, header: dict, fds: list[int], model, 
     """One request from the grading process: spawn a worker, sweep, or report an exit status."""
     try:
         if header["op"] == "spawn":
+            parent = os.getpid()
             pid = children.fork()
             if pid == 0:
-                control.close()
+                code = WORKER_INTERNAL_EXIT  # unless the loop below ends as it should
                 try:
+                    die_with_parent(parent)
+                    control.close()
                     _run_worker(socket.socket(fileno=fds[0]), model, tokenizer, header)
+                    code = 0
+                except BaseException:  # noqa: BLE001 - our own failure: say so by the exit status
+                    with contextlib.suppress(BaseException):
+                        os.write(2, f"\n[grader's worker failed]\n{traceback.format_exc()[-4000:]}".encode(errors="replace"))
                 finally:
-                    os._exit(0)
+                    os._exit(code)
             wire.send_message(control, {"op": "spawned", "pid": pid})
         elif header["op"] == "sweep":
             from .isolation import sweep
