@@ -38,12 +38,12 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 from . import assignment, models
+from .sandbox import scratch
 from .submission_file import SubmissionFileError, read_submission_bytes
 
 ROOT_ENV_VAR = "AUTOGRADER_ROOT"
@@ -271,7 +271,7 @@ def _run(root: Path, started: float) -> int:
         report.write_json(results_path, error_results(f"{error}"))
         print(f"{submission}: {error}")
         return 0
-    work = Path(tempfile.mkdtemp(prefix="autograder-run-"))
+    work = scratch.make("run")
     try:
         folder = work / "submission"
         folder.mkdir()

@@ -28,7 +28,7 @@ import torch
 from . import assignment
 from .feedback import Mismatch, abbreviate, call_text
 from .reference_store import ReferenceStore, fingerprint, store_dir
-from .sandbox import wire
+from .sandbox import scratch, wire
 from .sandbox.client import GraderFailure, Limits, StudentError, Worker, WorkerFailure, WorkerTimeout, Zygote
 from .sandbox.memory import release_free_memory
 from .sandbox.scripted import Script
@@ -168,7 +168,8 @@ class Grader:
         self.versions = self.zygote.versions
         self.reference = assignment.load_reference()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model["path"], **tokenizer_load_kwargs())
-        self._work_dir = Path(work_dir or tempfile.mkdtemp(prefix="autograder-"))
+        scratch.remove_stale()  # what a killed grader left behind
+        self._work_dir = Path(work_dir or scratch.make("grader"))
         # Folders student code must not see besides the project's own (grading output,
         # other students' submissions); batch grading adds its folders here.
         self.hidden_paths: list[Path] = [self._work_dir]
@@ -287,8 +288,8 @@ class Grader:
         submission_dir = Path(submission_dir)
         student = student or submission_dir.name
         started = time.monotonic()
-        scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=self._work_dir))
-        worker = Worker(self.zygote, scratch / assignment.SUBMISSION_FILE, scratch / "worker", limits=self.limits,
+        folder = Path(tempfile.mkdtemp(prefix="submission-", dir=self._work_dir))
+        worker = Worker(self.zygote, folder / assignment.SUBMISSION_FILE, folder / "worker", limits=self.limits,
                         helper=self.reference_helper, hidden_paths=tuple(self.hidden_paths),
                         memo=self.store.row if self.reuse_reference else None)
         import_report: dict = {}
@@ -320,7 +321,7 @@ class Grader:
             internal_errors=session.internal_errors,
             execution_time=round(time.monotonic() - started, 2),
         )
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         return result
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from .. import assignment
 from ..models import ModelUnavailableError
-from . import scripted, wire
+from . import scratch, scripted, wire
 from .worker import WORKER_INTERNAL_EXIT
 
 
@@ -161,7 +160,7 @@ class Zygote:
     death signal), so a SIGKILLed grader leaves nothing running."""
 
     def __init__(self, model_name: str, *, startup_seconds: float = 1800.0):
-        self._scratch = tempfile.mkdtemp(prefix="autograder-zygote-")
+        self._scratch = scratch.make("zygote")
         ours, theirs = socket.socketpair()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "autograder.sandbox.worker", "--control-fd", str(theirs.fileno()), "--model", model_name,
@@ -269,14 +268,14 @@ class Worker:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._remove_scratch()  # a restart's predecessor
         # Outside every hidden folder: the worker mounts a private tmpfs on it.
-        scratch = Path(tempfile.mkdtemp(prefix="autograder-scratch-"))
-        self._scratch = scratch
+        folder = scratch.make("worker")
+        self._scratch = folder
         spec = {
             "module_path": str(Path(self.module_path).resolve()),
             "module_name": "decoding",
             "contract": list(assignment.CONTRACT),
             "output_dir": str(self.output_dir),
-            "scratch_dir": str(scratch),
+            "scratch_dir": str(folder),
             "repo_root": str(assignment.REPO_ROOT),
             "hidden_paths": [str(p) for p in (*assignment.HIDDEN_FROM_STUDENTS, *self.hidden_paths)],
             "trusted": self.trusted,
@@ -475,9 +474,9 @@ class Worker:
         self._remove_scratch()
 
     def _remove_scratch(self) -> None:
-        scratch, self._scratch = getattr(self, "_scratch", None), None
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        folder, self._scratch = getattr(self, "_scratch", None), None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def output(self, limit: int = 4000) -> dict[str, str]:
         """What the submission printed (the first `limit` characters of each stream)."""
