@@ -28,7 +28,7 @@ import torch
 from . import assignment
 from .feedback import Mismatch, abbreviate, call_text
 from .reference_store import ReferenceStore, fingerprint, store_dir
-from .sandbox import scratch, wire
+from .sandbox import cgroup, scratch, wire
 from .sandbox.client import GraderFailure, Limits, StudentError, Worker, WorkerFailure, WorkerTimeout, Zygote
 from .sandbox.memory import release_free_memory
 from .sandbox.scripted import Script
@@ -169,6 +169,7 @@ class Grader:
         self.reference = assignment.load_reference()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model["path"], **tokenizer_load_kwargs())
         scratch.remove_stale()  # what a killed grader left behind
+        cgroup.remove_stale()
         self._work_dir = Path(work_dir or scratch.make("grader"))
         # Folders student code must not see besides the project's own (grading output,
         # other students' submissions); batch grading adds its folders here.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import assignment
 from ..models import ModelUnavailableError
-from . import scratch, scripted, wire
+from . import cgroup, scratch, scripted, wire
 from .worker import WORKER_INTERNAL_EXIT
 
 
@@ -270,7 +270,9 @@ class Worker:
         # Outside every hidden folder: the worker mounts a private tmpfs on it.
         folder = scratch.make("worker")
         self._scratch = folder
+        memory = self._memory_cgroup()
         spec = {
+            "memory": memory,
             "module_path": str(Path(self.module_path).resolve()),
             "module_name": "decoding",
             "contract": list(assignment.CONTRACT),
@@ -304,7 +306,7 @@ class Worker:
             return {"ok": False, "error": {"type": "Timeout", "message": f"importing took longer than {self.limits.import_seconds:g} s"}}
         except wire.PeerClosed:
             pid, self.pid = self.pid, None
-            return {"ok": False, "error": {"type": "Crash", "message": _status_text(self._exit_status(pid))}}
+            return {"ok": False, "error": {"type": "Crash", "message": self._crash_text(pid)}}
         except wire.WireError as error:
             self.kill()
             return {"ok": False, "error": {"type": "Crash", "message": f"the worker sent an invalid answer ({error})"}}
@@ -319,6 +321,33 @@ class Worker:
         if not report["ok"]:
             self.pid = None
         return report
+
+    def _memory_cgroup(self) -> dict:
+        """A memory cgroup for this start of the worker (the limit over all its processes),
+        or why there is none: {"procs": file to join, "description"} / {"reason"}."""
+        self._remove_cgroup()  # a restart's predecessor
+        if self.trusted or not self.limits.memory_bytes:
+            return {}
+        try:
+            self._cgroup = cgroup.MemoryCgroup.create(cgroup.cgroup_name(), self.limits.memory_bytes)
+        except (OSError, ValueError) as error:
+            return {"reason": str(error)}
+        return {"procs": os.path.join(self._cgroup.path, "cgroup.procs"), "description": self._cgroup.describe()}
+
+    def _remove_cgroup(self) -> None:
+        group, self._cgroup = getattr(self, "_cgroup", None), None
+        if group is not None:
+            group.remove()
+
+    def _crash_text(self, pid: int) -> str:
+        """How the worker `pid` ended, in the student's words (see `_exit_status`)."""
+        group = getattr(self, "_cgroup", None)
+        text = _status_text(self._exit_status(pid))
+        if group is not None and "SIGKILL" in text and group.oom_kills():
+            limit = self.limits.memory_bytes / 2**30
+            text = (f"the process was killed: your code used more than the memory limit ({limit:g} GiB beyond the "
+                    f"model, over all the processes it started)")
+        return text
 
     @property
     def alive(self) -> bool:
@@ -380,7 +409,7 @@ class Worker:
             raise WorkerTimeout(self.limits.submission_seconds if budget_bound else limit, budget=budget_bound) from None
         except (wire.PeerClosed, BrokenPipeError, ConnectionResetError):
             pid, self.pid = self.pid, None
-            raise WorkerCrashed(_status_text(self._exit_status(pid))) from None
+            raise WorkerCrashed(self._crash_text(pid)) from None
         except wire.WireError as error:
             self.kill()
             raise ProtocolViolation(f"the worker sent an invalid answer ({error})") from None
@@ -471,6 +500,7 @@ class Worker:
             self.zygote.sweep()  # processes it left behind, even outside its process group
         except (OSError, wire.WireError, TimeoutError):
             pass  # the model process is gone; the grader restarts it
+        self._remove_cgroup()  # and its processes, wherever they went
         self._remove_scratch()
 
     def _remove_scratch(self) -> None:

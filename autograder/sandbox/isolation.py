@@ -561,6 +561,7 @@ def _sweep_as_sandbox_uid(timeout: float) -> None:
                 if not live_processes_of(SANDBOX_UID, besides=os.getpid()) or time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
+            remove_own_files(SHARED_WRITABLE, deadline)
         except OSError:
             pass
         finally:
@@ -569,6 +570,24 @@ def _sweep_as_sandbox_uid(timeout: float) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass  # someone reaped it already: it is done
+
+
+def remove_own_files(folders, deadline: float) -> None:
+    """Delete what this uid left in the machine's shared writable folders (where the
+    worker had no private /tmp: the next student runs as the same uid). Run as that uid,
+    so no link it planted can make this delete anything else."""
+    uid = os.getuid()
+    for folder in folders:
+        for top, dirs, files in os.walk(folder, topdown=False, onerror=lambda error: None):
+            for name in files + dirs:
+                path = os.path.join(top, name)
+                try:
+                    if os.lstat(path).st_uid == uid:
+                        (os.rmdir if name in dirs and not os.path.islink(path) else os.unlink)(path)
+                except OSError:
+                    continue
+            if time.monotonic() > deadline:
+                return
 
 
 def live_processes_of(uid: int, besides: int | None = None) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import os
 import resource
 import signal
@@ -72,6 +73,11 @@ def main() -> None:
         "model": dataclasses.asdict(info),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "python": sys.version.split()[0]},
     })
+    # Workers are forked from here: a garbage collection in one writes to every object it
+    # visits, copying this process's heap page by page into the worker's memory (and its
+    # cgroup). Frozen objects are never visited again.
+    gc.collect()
+    gc.freeze()
     _serve_zygote(control, model, tokenizer)
 
 
@@ -223,9 +229,12 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
             source = handle.read()
     except OSError:
         source = None
+    memory = _join_memory_cgroup(spec.get("memory") or {})  # while still root: it cannot leave it
     isolation_report = {"user": "trusted reference worker"} if spec.get("trusted") else isolation.isolate(
         spec.get("hidden_paths", []), spec["scratch_dir"],
         int(spec.get("limits", {}).get("processes") or isolation.MAX_PROCESSES))
+    if not spec.get("trusted"):
+        isolation_report["memory"] = memory
     os.chdir(spec["scratch_dir"])
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != spec.get("repo_root")]
     sys.path.insert(0, os.path.dirname(spec["module_path"]))
@@ -262,6 +271,22 @@ def _run_worker(sock: socket.socket, model, tokenizer, spec: dict) -> None:
         else:
             return
         release_free_memory()
+
+
+def _join_memory_cgroup(memory: dict) -> str:
+    """Join the cgroup the grading process made for this worker; what limits its memory."""
+    per_process = "per process only (RLIMIT_AS), not over all its processes"
+    if not memory.get("procs"):
+        return f"{per_process}: {memory['reason']}" if memory.get("reason") else per_process
+    try:
+        fd = os.open(memory["procs"], os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    except OSError as error:
+        return f"{per_process}: could not join {memory['procs']} ({error.strerror})"
+    return str(memory.get("description"))
 
 
 def _flush() -> None:
