@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_limit_options(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
     group = parser.add_argument_group("limits for student code")
-    group.add_argument("--test-timeout", type=float, default=defaults.test_seconds, help="seconds per call (default %(default)s)")
+    group.add_argument("--test-timeout", type=float, default=defaults.test_seconds, help="the most seconds one call may take; a call gets 20x the reference's time for the same test, at least 10 s (default %(default)s)")
     group.add_argument("--submission-timeout", type=float, default=defaults.submission_seconds,
                        help="seconds for all calls of one submission (default %(default)s)")
     group.add_argument("--memory-limit-gb", type=float, default=defaults.memory_bytes / 2**30,

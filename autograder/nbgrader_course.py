@@ -589,7 +589,7 @@ def _add_autograde(commands, name: str):
     parser.add_argument("--model", help=f"model: {models.DEFAULT_MODEL} (default), {models.TINY_MODEL} (offline) or a folder; default ${models.MODEL_ENV_VAR}")
     parser.add_argument("--regrade", action="store_true", help="grade again even where decoding.py is unchanged since the last grading")
     parser.add_argument("--no-feedback", action="store_true", help="do not run nbgrader's feedback generation")
-    parser.add_argument("--test-timeout", type=float, help="seconds per call into student code")
+    parser.add_argument("--test-timeout", type=float, help="the most seconds one call into student code may take (a call gets 20x the reference's time for the test, at least 10 s)")
     parser.add_argument("--submission-timeout", type=float, help="seconds for all calls of one submission")
     parser.add_argument("--memory-limit-gb", type=float, help="memory beyond the shared model, GiB")
     parser.add_argument("--fresh-reference", action="store_true",
