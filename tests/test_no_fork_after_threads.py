@@ -141,3 +141,22 @@ def test_conversion_stops_when_its_parent_is_gone(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "stopped: the parent process" in result.stderr
     assert not (tmp_path / "copy").exists()
+
+
+def test_the_model_process_never_starts_torchs_thread_pool(tmp_path):
+    """The model process forks every worker, so it must never run a multi-threaded torch
+    operation (the hazard above): after grading, it has no more threads than `import
+    torch` alone starts, while its workers computed with every core."""
+    import shutil
+
+    from autograder.grading import Grader
+
+    baseline = subprocess.run([sys.executable, "-c", "import os, torch; print(len(os.listdir('/proc/self/task')))"],
+                              capture_output=True, text=True, timeout=120, check=True)
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    shutil.copy(assignment.REFERENCE_PATH, folder / "decoding.py")
+    with Grader("tiny-qwen3") as grader:
+        assert grader.grade(folder).score == 100
+        threads = len(os.listdir(f"/proc/{grader.zygote.process.pid}/task"))
+    assert threads <= int(baseline.stdout), "the model process started threads: forking it is no longer safe"
