@@ -77,7 +77,7 @@ def check_nucleus(probs: torch.Tensor, p: float, actual: torch.Tensor) -> str | 
     low, high = nucleus_size_range(probs, p)
     if not low <= size <= high:
         exact = low if low == high else f"{low} to {high}"
-        return f"it keeps {size} tokens, but the nucleus for p={p:g} has {exact}"
+        return f"it keeps {tokens(size)}, but the nucleus for p={p:g} has {exact}"
     probs64 = probs.double()
     if size < probs.numel() and size > 0:
         # every kept token must be at least as likely as every dropped one (ties allowed)
@@ -90,3 +90,8 @@ def check_nucleus(probs: torch.Tensor, p: float, actual: torch.Tensor) -> str | 
         hint = f" (they sum to {total:.6g}, not 1)" if abs(total - 1) > 1e-4 else ""
         return f"the kept probabilities are not the renormalised originals{hint}"
     return None
+
+
+def tokens(count: int) -> str:
+    """'1 token', '3 tokens'."""
+    return f"{count} token{'' if count == 1 else 's'}"

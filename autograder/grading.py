@@ -127,11 +127,11 @@ class SubmissionResult:
 
     @property
     def score(self) -> float:
-        return round(sum(t.score for t in self.tests), 4)
+        return round(sum(t.score for t in self.tests), 2)  # tests hold whole cents (`scoring.round_points`)
 
     @property
     def max_score(self) -> float:
-        return round(sum(t.max_score for t in self.tests), 4)
+        return round(sum(t.max_score for t in self.tests), 2)
 
     def by_function(self) -> dict[str, tuple[float, float]]:
         totals = {name: [0.0, 0.0] for name in POINTS}
@@ -255,9 +255,9 @@ class Grader:
         helper = getattr(self.reference, function)
         if function == "top_p_filter" and args and hasattr(args[0], "dim") and args[0].dim() > 1:
             probs = args[0]
-            rows = probs.numel() // max(probs.shape[-1], 1)
-            if rows > HELPER_LIMITS["rows"]:
-                raise ValueError(f"top_p_filter was called with {rows:,} rows; the grader answers helper calls of up to "
+            count = probs.numel() // max(probs.shape[-1], 1)
+            if count > HELPER_LIMITS["rows"]:
+                raise ValueError(f"top_p_filter was called with {count:,} rows; the grader answers helper calls of up to "
                                  f"{HELPER_LIMITS['rows']} rows")
             rows = [helper(row, *args[1:], **kwargs) for row in probs.reshape(-1, probs.shape[-1])]
             return torch.stack(rows).reshape(probs.shape)
@@ -378,13 +378,11 @@ class Session:
                                 f"tests were skipped (0 points) to keep grading short. Make {function} finish in time "
                                 f"on the earlier test first.")
         report = self.import_report
-        if not report.get("ok"):
-            error = report.get("error", {})
-            details = f"\n{error.get('traceback')}" if error.get("traceback") else ""
-            raise NotGradable(f"decoding.py could not be imported, so {function} could not be tested.\n"
-                              f"{error.get('type')}: {error.get('message')}{details}")
+        if not report.get("ok"):  # (the error itself is said once, at the top of the report)
+            raise NotGradable("Not run: decoding.py could not be imported (the error is at the top of this report).")
         if function in report.get("missing", []):
-            raise NotGradable(f"decoding.py defines no function named {function} (check the spelling and the indentation)")
+            raise NotGradable(f"Not run: decoding.py defines no function named {function} (check the spelling and the "
+                              f"indentation).")
         if not self.worker.alive:
             report = self.worker.start()  # a crash or timeout earlier costs only the tests it hit
             if not report.get("ok"):
@@ -447,11 +445,13 @@ class Session:
 
 def finished_tests(session: Session) -> list[TestResult]:
     """The session's results as reported: in contract order, checks paid only with
-    substantive work (`scoring.gate_checks`), messages within `MAX_TEST_OUTPUT_CHARS`."""
-    from .scoring import gate_checks
+    substantive work (`scoring.gate_checks`), points in whole cents that add up exactly
+    (`scoring.round_points`), messages within `MAX_TEST_OUTPUT_CHARS`."""
+    from .scoring import gate_checks, round_points
 
     tests = sorted(session.results, key=lambda t: assignment.CONTRACT.index(t.function))
     gate_checks(tests)
+    round_points(tests)
     for test in tests:
         if len(test.output) > MAX_TEST_OUTPUT_CHARS:
             test.output = test.output[:MAX_TEST_OUTPUT_CHARS] + f"\n[... message cut at {MAX_TEST_OUTPUT_CHARS:,} characters]"

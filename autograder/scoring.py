@@ -50,3 +50,25 @@ def _percent(f: float) -> str:
         if f in (0.0, 1.0) or float(text) not in (0.0, 100.0):
             return text + "%"
     return "<0.1%" if f < 0.5 else ">99.9%"
+
+
+def round_points(results) -> None:
+    """Every test's points in whole cents, so that a function's tests add up exactly to
+    its points and the functions to the total (no 0.9782608695652174, no 84.46600000000001).
+
+    A function's maxima are rounded by largest remainder (their cents sum to the
+    function's); each score keeps its fraction of its test's maximum, rounded to a cent.
+    `results` (grading.TestResult objects) is changed in place."""
+    by_function: dict[str, list] = {}
+    for test in results:
+        by_function.setdefault(test.function, []).append(test)
+    for tests in by_function.values():
+        exact = [test.max_score * 100 for test in tests]
+        cents = [int(value) for value in exact]  # floors (maxima are positive)
+        short = round(sum(exact)) - sum(cents)
+        for index in sorted(range(len(tests)), key=lambda i: exact[i] - cents[i], reverse=True)[:max(short, 0)]:
+            cents[index] += 1
+        for test, maximum in zip(tests, cents):
+            fraction = min(max(test.score / test.max_score, 0.0), 1.0) if test.max_score else 0.0
+            test.max_score = maximum / 100
+            test.score = round(maximum * fraction) / 100

@@ -103,6 +103,14 @@ def test_a_submission_that_cannot_import_gets_zero_with_the_error(grader, tmp_pa
     assert not result.import_report["ok"]
     assert "could not be imported" in report.summary_text(result)
     assert all("could not be imported" in t.output for t in result.tests)
+    # said once, at the top, with the error; the tests that could not run are counted, not repeated
+    error = result.import_report["error"]["type"]
+    feedback = report.feedback_markdown(result)
+    assert feedback.count(f"could not be imported: {error}") == 1, feedback
+    rows = report.gradescope_results(result)["tests"]
+    assert len(rows) == len(POINTS) and all("tests not run" in row["name"] for row in rows), [r["name"] for r in rows]
+    assert sum(row["max_score"] for row in rows) == 100
+    assert len(feedback) < 4000
 
 
 def test_missing_function_costs_only_that_function(grader, tmp_path):

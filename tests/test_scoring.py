@@ -11,7 +11,7 @@ import pytest
 
 from autograder import assignment, grading
 from autograder.grading import POINTS, SUITE_DIR, Grader
-from autograder.scoring import CHECK, SUBSTANTIVE, gate_checks
+from autograder.scoring import CHECK, SUBSTANTIVE, gate_checks, round_points
 
 SUBMISSIONS = Path(__file__).parent / "submissions"
 NOTHING = sorted(p.name for p in SUBMISSIONS.glob("implements_nothing_*") if (p / "expected.json").is_file())
@@ -144,3 +144,30 @@ def test_the_reference_still_scores_full_marks(grader, tmp_path):
     assert result.score == pytest.approx(100)
     assert all(t.status == "passed" and t.score == t.max_score for t in result.tests)
     assert any(t.kind == CHECK for t in result.tests)
+
+
+# -- points in whole cents -------------------------------------------------------------
+
+
+def cents(value: float) -> bool:
+    return abs(value * 100 - round(value * 100)) < 1e-9
+
+
+def test_rounded_points_add_up_exactly_to_the_functions_points():
+    tests = [result("softmax", 15 / 7) for _ in range(7)] + [result("top_p_filter", 20 / 3, 0.0) for _ in range(3)]
+    tests[0].score = tests[0].max_score * 0.4
+    round_points(tests)
+    assert all(cents(t.max_score) and cents(t.score) for t in tests)
+    assert round(sum(t.max_score for t in tests if t.function == "softmax") * 100) == 1500
+    assert round(sum(t.max_score for t in tests if t.function == "top_p_filter") * 100) == 2000
+    assert tests[0].score == round(tests[0].max_score * 0.4, 2)
+    assert all(t.score == 0 for t in tests if t.function == "top_p_filter")
+
+
+def test_a_graded_submissions_points_are_whole_cents_that_add_up(grader):
+    buggy = grader.grade(SUBMISSIONS / "top_p_off_by_one")
+    assert all(cents(t.max_score) and cents(t.score) for t in buggy.tests)
+    by_function = buggy.by_function()
+    assert {name: maximum for name, (_, maximum) in by_function.items()} == POINTS
+    assert buggy.score == round(sum(score for score, _ in by_function.values()), 2)
+    assert repr(buggy.score) == repr(round(buggy.score, 2))  # no 84.46600000000001

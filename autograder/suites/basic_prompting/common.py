@@ -133,10 +133,10 @@ def check_ids(grading, called: str, prompt: str, got, expected: list[int], *, gr
         hint = step_hint or hint
         detail = INDENT.join(lines)
     elif len(got) > len(expected):
-        detail = (f"you returned {len(got)} tokens; the reference stopped after {len(expected)}"
+        detail = (f"you returned {checks.tokens(len(got))}; the reference stopped after {len(expected)}"
                   + (" (it emitted eos, <|endoftext|>, and stops right after it)" if expected and expected[-1] == tok.eos_token_id else ""))
     else:
-        detail = f"you returned only {len(got)} tokens; the reference returned {len(expected)}"
+        detail = f"you returned only {checks.tokens(len(got))}; the reference returned {len(expected)}"
     if got[: len(prompt_ids)] == prompt_ids and len(got) > len(expected):
         hint = "return only the new tokens, not the prompt's"
     raise mismatch(called, f"{abbreviate(expected)} = {tok.decode(expected)!r}", f"{abbreviate(got)} = {tok.decode(got)!r}{INDENT}{detail}", hint)
@@ -166,7 +166,7 @@ def text_divergence(grading, prompt: str, got: str, expected: str, expected_ids:
         elif expected_ids and expected_ids[-1] == tok.eos_token_id and len(tok.decode(expected_ids)) == where:
             why = "the model emitted eos there"
         else:
-            why = f"that is all {len(expected_ids)} new tokens (max_new_tokens)"
+            why = f"that is all {len(expected_ids)} new {'token' if len(expected_ids) == 1 else 'tokens'} (max_new_tokens)"
         return [(f"your text is the expected one plus {got[where:where + 30]!r}: the expected text ends after "
                  f"{where} characters, because {why}")], None
     if where == len(got):
