@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import models
 from .assignment import GRADER_ERROR_EXIT
-from .sandbox.client import Limits
+from .sandbox.limits import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
