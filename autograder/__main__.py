@@ -1,4 +1,4 @@
-"""Command line: python -m autograder {demo,grade,grade-all,nbgrader-sync,nbgrader-autograde,gradescope} ..."""
+"""Command line: python -m autograder {demo,grade,grade-all,nbgrader-sync,nbgrader-autograde,gradescope,similarity,canvas-export} ..."""
 
 from __future__ import annotations
 
@@ -24,10 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", help=model_help)
 
     grade = commands.add_parser(
-        "grade", help="grade one submission (a folder holding decoding.py)",
-        epilog=f"exit status: 0 when grading worked, whatever the score; 2 when it could not grade (no such folder, "
-               f"model missing); {GRADER_ERROR_EXIT} when the grader itself failed on some test (see the red lines)")
-    grade.add_argument("submission", type=Path, help="folder that holds the student's decoding.py")
+        "grade", help="grade one submission (a folder holding decoding.py, or the file itself)",
+        epilog=f"exit status: 0 when grading worked, whatever the score; 2 when it could not grade (no such folder "
+               f"or file, no single decoding.py in the folder: 'not submitted', model missing); {GRADER_ERROR_EXIT} when "
+               f"the grader itself failed on some test (see the red lines)")
+    grade.add_argument("submission", type=Path,
+                       help="the student's folder (its one decoding.py is graded, at any depth; hidden folders and "
+                            "caches are not searched) or a .py file to grade as decoding.py")
     grade.add_argument("--model", help=model_help)
     grade.add_argument("--results", type=Path, help="write Gradescope's results.json here")
     grade.add_argument("--feedback", type=Path, help="write the student's Markdown feedback here")
@@ -35,19 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     grade_all = commands.add_parser(
         "grade-all", help="grade every submission below a folder",
-        epilog=f"exit status: 0 when every submission was graded, whatever the scores; 2 when grading could not start; "
+        epilog=f"exit status: 0 when every submission was graded, whatever the scores (students without a single "
+               f"decoding.py get the status 'not submitted: ...' and a blank total); 2 when grading could not start; "
                f"{GRADER_ERROR_EXIT} when the grader itself failed for some students (their grades.csv status starts "
                f"with 'grader error', OUT/<student>/grader-error.txt has the details, and a rerun grades them again)")
     grade_all.add_argument("root", type=Path, help="nbgrader's submitted/ (or the course folder) or a folder of student folders")
     grade_all.add_argument("--model", help=model_help)
     grade_all.add_argument("--out", type=Path, default=Path("grading-output"), help="where results go (default: grading-output)")
     grade_all.add_argument("--regrade", action="store_true", help="grade again even where results exist and decoding.py is unchanged")
+    grade_all.add_argument("--overrides", type=Path, metavar="FILE",
+                           help="a TA's manual scores: CSV with the columns student,function,points,reason; they replace "
+                                "the autograder's points for that function in grades.csv and feedback.md on every run "
+                                "(default: OUT/overrides.csv when it exists)")
     _add_limit_options(grade_all)
 
-    from . import gradescope, nbgrader_course
+    from . import canvas, gradescope, nbgrader_course, similarity
 
     nbgrader_course.add_cli(commands)
     gradescope.add_cli(commands)
+    similarity.add_cli(commands)
+    canvas.add_cli(commands)
     return parser
 
 
@@ -76,33 +86,77 @@ def _limits(args) -> Limits:
                   output_bytes=int(args.file_limit_mb * 2**20), processes=args.max_processes)
 
 
-def _load_grader(args, console):
+def _check_model(args) -> str:
+    """The model's name, once it is known to be there: a missing one fails here, in seconds
+    (`models.ModelUnavailableError`, with what to do), before torch or any process starts.
+    An offline model is built on first use; a hub model not in the cache is downloaded."""
+    name = models.resolve_model_name(args.model)
+    models.model_path(name)
+    return name
+
+
+def _load_grader(args, console, name: str | None = None):
     from .grading import Grader
 
-    name = models.resolve_model_name(args.model)
+    name = name or _check_model(args)
     with console.status(f"Loading {name} ..."):
         return Grader(name, _limits(args), reuse_reference=not args.fresh_reference)
 
 
 def _grade(args) -> int:
-    from rich.console import Console
+    import shutil
 
-    from . import report
+    from rich.console import Console
+    from rich.markup import escape
+
+    from .discovery import find_submission_file, still_plain
 
     console = Console()
-    if not args.submission.is_dir():
-        print(f"error: {args.submission} is not a folder (pass the folder that holds decoding.py)", file=sys.stderr)
-        return 2
-    from .sandbox.client import GraderFailure
+    path = args.submission
+    temporary = None
+    if path.is_file() or path.is_symlink() and not path.is_dir():
+        # A file: graded as decoding.py (read as the grader reads any submission: no symlink, FIFO or huge file).
+        from .submission_file import SubmissionFileError, read_submission_bytes
 
-    with _load_grader(args, console) as grader:
         try:
-            with console.status(f"Grading {args.submission} ..."):
-                result = grader.grade(args.submission)
-        except GraderFailure as error:
-            print(f"error: the grader itself failed ({error}); this is not the student's doing and no grade was "
-                  f"written: run the command again", file=sys.stderr)
-            return GRADER_ERROR_EXIT
+            source = read_submission_bytes(path)
+        except SubmissionFileError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        from .sandbox import scratch
+
+        folder = temporary = scratch.make("grade")  # pid-tagged: a later run removes it if this one is killed
+        (folder / "decoding.py").write_bytes(source)
+        student, shown = path.stem if path.name != "decoding.py" else path.parent.name or path.stem, str(path)
+    elif path.is_dir():
+        found = find_submission_file(path)
+        if found.path is None:
+            return _not_submitted(args, found, console)
+        if not still_plain(found):  # a folder on the way became a symbolic link since the search
+            print(f"error: {found.relative} cannot be read safely (a folder on the way is a symbolic link)", file=sys.stderr)
+            return 2
+        folder, student, shown = found.path.parent, path.name, str(found.path)
+    else:
+        print(f"error: {path} is not a folder or a file (pass the student's folder, or their decoding.py)", file=sys.stderr)
+        return 2
+    try:
+        name = _check_model(args)  # before anything heavy: a missing model fails in seconds
+        from . import report
+        from .sandbox.client import GraderFailure
+
+        with _load_grader(args, console, name) as grader:
+            try:
+                with console.status(f"Grading {escape(shown)} ..."):
+                    result = grader.grade(folder, student=student)
+            except GraderFailure as error:
+                print(f"error: the grader itself failed ({error}); this is not the student's doing and no grade was "
+                      f"written: run the command again", file=sys.stderr)
+                return GRADER_ERROR_EXIT
+    finally:
+        if temporary:
+            shutil.rmtree(temporary, ignore_errors=True)
+    result.submission = shown
+    console.print(f"graded {escape(shown)}")
     report.print_table(result, console)
     if args.results:
         report.write_json(args.results, report.gradescope_results(result))
@@ -119,21 +173,47 @@ def _grade(args) -> int:
     return 0
 
 
+def _not_submitted(args, found, console) -> int:
+    """`grade` on a folder without a single decoding.py: nothing is graded (no model is
+    loaded); --results and --feedback say so, as grade-all's reports do; exit 2."""
+    from . import batch, report
+
+    name = models.resolve_model_name(args.model)
+    if args.results:
+        report.write_json(args.results, batch.not_submitted_results(args.submission.name, found, {"model": {"name": name}},
+                                                                      batch.submission_digest(found)))
+        console.print(f"results: {args.results}")
+    if args.feedback:
+        report.write_text(args.feedback, batch.not_submitted_markdown(args.submission.name, found.problem))
+        console.print(f"feedback: {args.feedback}")
+    print(f"error: {batch.NOT_SUBMITTED}: {report.clean_text(found.problem)}", file=sys.stderr)
+    return 2
+
+
 def _grade_all(args) -> int:
     from rich.console import Console
-
-    from .batch import exit_status, grade_all
-    from .report import is_grader_error
 
     console = Console()
     if not args.root.is_dir():
         print(f"error: {args.root} is not a folder", file=sys.stderr)
         return 2
-    with _load_grader(args, console) as grader:
-        rows = grade_all(args.root, args.out, grader, regrade=args.regrade, console=console)
-    from .report import print_class_table
+    name = _check_model(args)  # before anything heavy: a missing model fails in seconds
+    from .batch import (NOT_SUBMITTED, OVERRIDES_FILE, OverridesError, exit_status, grade_all, is_not_submitted,
+                        load_overrides, print_summary)
+    from .report import is_grader_error, print_class_table
 
-    print_class_table(rows, console)
+    overrides = args.overrides
+    if overrides is not None or (args.out / OVERRIDES_FILE).is_file():
+        try:
+            load_overrides(overrides or args.out / OVERRIDES_FILE)  # a mistake in it stops us before the model loads
+        except OverridesError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    with _load_grader(args, console, name) as grader:
+        rows = grade_all(args.root, args.out, grader, regrade=args.regrade, console=console, overrides=overrides)
+    # the table says "not submitted"; what was found is in the lines above and in grades.csv
+    print_class_table([dict(row, status=NOT_SUBMITTED) if is_not_submitted(row) else row for row in rows], console)
+    print_summary(rows.summary, console)
     console.print(f"{len(rows)} submissions; grades: {args.out / 'grades.csv'}; per student: {args.out}/<student>/results.json, feedback.md")
     status = exit_status(rows)
     if status:

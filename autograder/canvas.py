@@ -261,7 +261,7 @@ def read_grade_all(folder: Path, name: str | None = None, points: float | None =
             raise ExportError(f"{path}, line {line}: student {student!r} appears twice")
         column.students.add(student)
         status = row.get("status", GRADED) if "status" in header else GRADED
-        if status != GRADED:
+        if status != GRADED and not status.startswith(f"{GRADED}, "):  # ("graded, override kept: ..." is final)
             why = "grader error" if status.startswith(GRADER_ERROR) else f"status {status!r}"
             column.withheld[student] = f"{why}: not a final grade; regrade, then export again"
             continue

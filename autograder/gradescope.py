@@ -35,7 +35,6 @@ import json
 import os
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -142,7 +141,7 @@ def _script(template: str, model: str) -> str:
 
 def build_bundle(out_zip: Path, model: str, limits=None) -> Path:
     """Write Gradescope's autograder zip for grading with `model` (a hub id or an offline name)."""
-    from .sandbox.client import Limits
+    from .sandbox.limits import Limits
 
     if Path(model).is_dir():
         raise ValueError(f"{model} is a local folder; the bundle needs a hub id (downloaded by setup.sh) "
@@ -183,34 +182,13 @@ def _git_commit(repo: Path) -> str | None:
 # -- inside Gradescope ----------------------------------------------------------------------
 
 
-MAX_SEARCHED_ENTRIES = 10_000  # files and folders looked at while searching an unpacked zip
-
-
-def _regular_file(path: Path) -> bool:
-    """A regular file itself, not a symbolic link (to one or to anything else)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
 def find_submission(folder: Path) -> Path | None:
-    """decoding.py at the top of the submission, or the only one below it (a zipped folder).
+    """The submission's decoding.py by the rule every entry point follows
+    (`discovery.find_submission_file`: exactly one, at any depth, symbolic links never
+    followed, hidden folders and ``__MACOSX`` not searched), or None."""
+    from .discovery import find_submission_file
 
-    Symbolic links are ignored, as files and as folders (never followed while searching):
-    a student's link could point at the grader's files, a FIFO or a device."""
-    top = folder / assignment.SUBMISSION_FILE
-    if _regular_file(top):
-        return top
-    found, seen = [], 0
-    for here, dirs, files in os.walk(folder, followlinks=False):
-        seen += len(dirs) + len(files)
-        if seen > MAX_SEARCHED_ENTRIES:
-            return None
-        dirs[:] = sorted(d for d in dirs if d != "__MACOSX" and not os.path.islink(os.path.join(here, d)))
-        if assignment.SUBMISSION_FILE in files and _regular_file(Path(here) / assignment.SUBMISSION_FILE):
-            found.append(Path(here) / assignment.SUBMISSION_FILE)
-    return found[0] if len(found) == 1 else None
+    return find_submission_file(folder, upload=True).path
 
 
 def error_results(message: str, execution_time: float = 0.0) -> dict:
@@ -254,19 +232,21 @@ def run(root: Path) -> int:
 
 def _run(root: Path, started: float) -> int:
     from . import report
-    from .sandbox.client import Limits
+    from .sandbox.limits import Limits
 
     results_path = root / "results" / "results.json"
     info = json.loads((root / "source" / "bundle.json").read_text())
-    submission = find_submission(root / "submission")
+    from .discovery import find_submission_file
+
+    found = find_submission_file(root / "submission", upload=True)
+    submission = found.path
     if submission is None:
-        linked = (root / "submission" / assignment.SUBMISSION_FILE).is_symlink()
-        report.write_json(results_path, error_results(
-            f"Your {assignment.SUBMISSION_FILE} is a symbolic link, not a file. Upload the file itself." if linked else
-            f"No {assignment.SUBMISSION_FILE} found in your submission (or more than one). "
-            f"Upload the file {assignment.SUBMISSION_FILE} itself."))
-        print(f"no single {assignment.SUBMISSION_FILE} below {root / 'submission'}" + (" (a symlink)" if linked else ""))
+        # Not a graded 0: nothing was graded, and the message says what was found and what to rename.
+        report.write_json(results_path, error_results(f"Not graded: {found.problem}"))
+        print(f"not submitted: {found.problem}")
         return 0
+    if found.nested:
+        print(f"grading {found.relative}")
     try:
         # Read without following a symlink, blocking on a FIFO or reading a huge file (as root).
         source = read_submission_bytes(submission)
@@ -308,7 +288,7 @@ def grade_one(folder: Path, out: Path, model: str, limits: dict, hide: list[Path
     """The grading child: grade `folder`, write results.json to `out`; TA notes on stdout."""
     from . import report
     from .grading import Grader
-    from .sandbox.client import Limits
+    from .sandbox.limits import Limits
 
     known = {f.name for f in dataclasses.fields(Limits)}
     with Grader(model, Limits(**{k: v for k, v in limits.items() if k in known})) as grader:
@@ -329,7 +309,7 @@ def grade_one(folder: Path, out: Path, model: str, limits: dict, hide: list[Path
 
 
 def _build_command(args) -> int:
-    from .sandbox.client import Limits
+    from .sandbox.limits import Limits
 
     defaults = Limits()
     limits = Limits(test_seconds=args.test_timeout or defaults.test_seconds,

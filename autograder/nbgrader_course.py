@@ -17,7 +17,12 @@ Two commands (see docs/TA_GUIDE.md for the whole workflow):
 
   - writes each function's points as the ``manual_score`` of its task cell (a manual
     score survives a stray ``nbgrader autograde``, which rewrites only ``auto_score``) and
-    what failed as the cell's ``auto_comment`` (a TA's own comment still wins),
+    what failed as the cell's ``auto_comment``, in Markdown without HTML (a TA's own
+    comment still wins). A score a TA typed in formgrader (one that differs from what we
+    wrote last, remembered in ``gradebook-record.json``) is kept across reruns and
+    regrades and reported as an override; a student missing from the roster is added
+    with a warning; the course's late-submission plugin sets the late penalty as
+    nbgrader's autograde would,
   - fills ``autograded/<student>/basic_prompting/`` the way nbgrader's autograde would:
     the student's own files (notebooks with unknown nbgrader metadata stripped), the
     released points notebook with our full report appended as a last cell, and that
@@ -27,7 +32,8 @@ Two commands (see docs/TA_GUIDE.md for the whole workflow):
     comment per function, then the full report: what students get from
     ``nbgrader release_feedback`` / ``fetch_feedback``) and ``decoding_feedback.html``,
   - keeps the raw results (``results.json``, ``feedback.md``) for TAs in
-    ``grading-output/basic_prompting/<student>/`` with a ``grades.csv``.
+    ``grading-output/basic_prompting/<student>/`` with a ``grades.csv`` (a partial run
+    updates its students' rows and keeps the others).
 
   A submission whose ``decoding.py`` is unchanged since its last grading is not graded
   again (``--regrade`` forces it); its stored results are written to the gradebook again.
@@ -38,7 +44,6 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
-import html
 import os
 import re
 import shutil
@@ -283,8 +288,16 @@ def check_gradebook(gb, assignment_id: str) -> None:
 
 
 def _function_comment(tests: list[dict], function: str) -> str:
-    """The task cell's comment: what failed in `function`, as escaped HTML (nbgrader's
-    feedback template renders comments as Markdown, which would pass raw HTML through)."""
+    """The task cell's comment: what failed in `function`, as Markdown without any HTML.
+
+    formgrader shows the comment as typed text (and a TA who edits it saves what they
+    see); nbgrader's feedback renders it as Markdown that passes raw HTML through. So the
+    test names are backslash-escaped text, and what a test printed (which may hold
+    anything a student's code returned) is a fenced code block whose fence is longer
+    than any run of backticks in it: shown verbatim, never as markup, and outside the
+    reach of the page's MathJax (which skips code)."""
+    from . import report
+
     mine = [t for t in tests if t["tags"][:1] == [function]]
     failing = [t for t in mine if t["status"] != "passed"]
     if not failing:
@@ -294,12 +307,12 @@ def _function_comment(tests: list[dict], function: str) -> str:
         by_output.setdefault(test["output"], []).append(test)
     parts = [f"{len(failing)} of {len(mine)} tests failed."]
     for output, group in list(by_output.items())[:MAX_FAILURES_PER_COMMENT]:
-        names = ", ".join(html.escape(t["name"].removeprefix(f"{function}: ")) for t in group[:3])
+        names = ", ".join(f"**{report.md_inline(t['name'].removeprefix(f'{function}: '))}**" for t in group[:3])
         more = f" and {len(group) - 3} more" if len(group) > 3 else ""
         points = sum(t["max_score"] for t in group) - sum(t["score"] for t in group)
-        parts.append(f"<p><b>{names}</b>{more} (-{points:.2f} points)</p>\n<pre>{html.escape(output)}</pre>")
+        parts.append(f"{names}{more} (-{points:.2f} points):\n\n" + "\n".join(report.md_code_block(str(output or ""))))
     if len(by_output) > MAX_FAILURES_PER_COMMENT:
-        parts.append(f"<p>... and {len(by_output) - MAX_FAILURES_PER_COMMENT} other failures: see the full report below.</p>")
+        parts.append(f"... and {len(by_output) - MAX_FAILURES_PER_COMMENT} other failures: see the full report below.")
     return "\n\n".join(parts)
 
 
@@ -307,18 +320,193 @@ def function_scores(results: dict) -> dict[str, float]:
     return {f: round(sum(t["score"] for t in results["tests"] if t["tags"][:1] == [f]), 4) for f in grader_points()}
 
 
-def record_in_gradebook(gb, assignment_id: str, student: str, results: dict, timestamp: str | None) -> None:
-    """The function scores as manual scores of the task cells; what failed as auto comments."""
-    gb.update_or_create_student(student)
+# What the autograder last wrote into the gradebook, per student (beside results.json): a
+# manual score that differs from it was typed by a TA (formgrader) and is kept.
+RECORD_FILE = "gradebook-record.json"
+SAME_SCORE = 1e-6  # scores closer than this are the same (they are stored rounded to 4 places)
+
+
+def _same(a, b) -> bool:
+    return a is not None and b is not None and abs(float(a) - float(b)) <= SAME_SCORE
+
+
+def _number_or_none(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def last_written(target: Path) -> dict | None:
+    """What the autograder last wrote into the gradebook for the student whose output
+    folder is `target`: ``{cell: {"written": score or None, "autograder": score,
+    "auto_comment": text}}``, from `RECORD_FILE`; else (output of an earlier version of
+    this command, which wrote results.json's scores unconditionally) from results.json.
+    None when neither says (never graded, or the output folder was removed)."""
+    import json
+
+    try:
+        data = json.loads((target / RECORD_FILE).read_text(encoding="utf-8"))
+        cells = data["cells"]
+        return {str(cell): {"written": _number_or_none(entry.get("written")),
+                            "autograder": _number_or_none(entry.get("autograder")),
+                            "auto_comment": entry.get("auto_comment") if isinstance(entry.get("auto_comment"), str) else None}
+                for cell, entry in cells.items() if isinstance(entry, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    try:
+        results = json.loads((target / "results.json").read_text(encoding="utf-8"))
+        if results["extra_data"].get("grader_error"):
+            return None  # a failed grading wrote nothing into the gradebook
+        return {cell_name(f): {"written": s, "autograder": s, "auto_comment": None} for f, s in function_scores(results).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def write_record(target: Path, assignment_id: str, student: str, record: dict) -> None:
+    """`RECORD_FILE`: owner-only, written atomically (see `report.write_json`)."""
+    from . import report
+
+    report.write_json(target / RECORD_FILE, {"assignment": assignment_id, "student": student, "cells": record})
+
+
+@dataclass
+class Override:
+    """A manual score a TA typed (formgrader) that the autograder kept."""
+    function: str
+    kept: float  # the TA's score, in the gradebook
+    autograder: float  # what the autograder gives now
+    was: float | None  # what it gave the last time (None: unknown)
+
+
+@dataclass
+class GradebookUpdate:
+    """What `record_in_gradebook` did, beyond writing the scores."""
+    overrides: list[Override]
+    messages: list[str]  # plain text, one line each: what the TA should know
+    warnings: list[str]  # plain text: something the TA should fix (the roster)
+    record: dict  # what to store as `RECORD_FILE`
+    seconds_late: float = 0.0
+    late_penalty: float | None = None  # the sum over the submission's notebooks; None: not late or no penalty
+
+    def effective_scores(self, results: dict) -> dict[str, float]:
+        """Per function, the score in the gradebook: the autograder's, or a kept override."""
+        scores = function_scores(results)
+        scores.update({o.function: o.kept for o in self.overrides})
+        return scores
+
+
+class LatePenalties:
+    """The course's late-submission penalty, as nbgrader's autograde computes it.
+
+    nbgrader's `AssignLatePenalties` preprocessor (configured by
+    ``c.AssignLatePenalties.plugin_class``, default ``nbgrader.plugins.LateSubmissionPlugin``,
+    whose ``LateSubmissionPlugin.penalty_method`` is 'none' or 'zero') calls the plugin's
+    ``late_submission_penalty(student_id, score, total_seconds_late)`` for each notebook of
+    a late submission and stores the result, kept between 0 and the notebook's score, as
+    ``SubmittedNotebook.late_submission_penalty`` (``nbgrader export`` subtracts it). We do
+    the same, with the plugin loaded the same way (the course folder is on ``sys.path``, as
+    nbgrader's own commands put the folder they run in there), from the submission's
+    recorded timestamp and the assignment's due date (plus any extension), so a regrade
+    gives the same penalty."""
+
+    def __init__(self, config, course: Path):
+        from nbgrader.preprocessors import AssignLatePenalties
+
+        added = str(course) not in sys.path
+        if added:
+            sys.path.insert(0, str(course))
+        try:
+            preprocessor = AssignLatePenalties(config=config)
+            preprocessor.init_plugin()
+        except Exception as error:  # noqa: BLE001 - a misconfigured plugin stops the command up front
+            configured = config.get("AssignLatePenalties", {}).get("plugin_class", "nbgrader.plugins.LateSubmissionPlugin")
+            raise RuntimeError(f"the course's late-submission plugin (c.AssignLatePenalties.plugin_class = {configured!r}) "
+                               f"could not be loaded: {type(error).__name__}: {error}") from None
+        finally:
+            if added:
+                sys.path.remove(str(course))
+        self.plugin = preprocessor.plugin_inst
+        self.name = f"{type(self.plugin).__module__}.{type(self.plugin).__qualname__}"
+
+    def apply(self, gb, submission, student: str) -> tuple[float, float | None]:
+        """Set each notebook's late penalty of `submission` (committed grades: its notebooks'
+        scores are read from the database); returns (seconds late, total penalty or None)."""
+        seconds_late = float(submission.total_seconds_late or 0)
+        total = None
+        for notebook in submission.notebooks:
+            notebook.late_submission_penalty = None  # as nbgrader: reset, then set if late
+            if seconds_late > 0:
+                penalty = self.plugin.late_submission_penalty(student, notebook.score, seconds_late)
+                if penalty is not None:
+                    penalty = min(max(float(penalty), 0.0), float(notebook.score or 0.0))
+                    notebook.late_submission_penalty = penalty
+                    total = (total or 0.0) + penalty
+        return seconds_late, total
+
+
+def record_in_gradebook(gb, assignment_id: str, student: str, results: dict, timestamp: str | None, *,
+                        last: dict | None = None, regraded: bool = True, late: LatePenalties | None = None) -> GradebookUpdate:
+    """The function scores as manual scores of the task cells; what failed as auto comments.
+
+    `last` is what the autograder wrote the last time (`last_written`). A manual score in
+    the gradebook that differs both from it and from the autograder's score now was typed
+    by a TA: it is kept (an `Override`), and when this grading (`regraded`) gives another
+    score than the last one, a message says so. A cleared score (None) is filled again.
+    Only the ``auto_comment`` is ever written: a comment a TA typed is their
+    ``manual_comment``, which nbgrader shows instead. A student who is not in the roster
+    is added (without a name) with a warning. With `late`, the submission's late penalty
+    is set as nbgrader's autograde would (see `LatePenalties`)."""
+    from nbgrader.api import MissingEntry
+
+    update = GradebookUpdate(overrides=[], messages=[], warnings=[], record={})
+    try:
+        gb.find_student(student)
+    except MissingEntry:
+        gb.add_student(student)
+        update.warnings.append(
+            f"{student} is not in the course's roster: added without a name. Add the name with "
+            f"`nbgrader db student add {student} --first-name FIRST --last-name LAST` (in the course folder), "
+            f"or import a roster: `nbgrader db student import students.csv`.")
     kwargs = {"timestamp": timestamp} if timestamp else {}
-    gb.update_or_create_submission(assignment_id, student, **kwargs)
+    submission = gb.update_or_create_submission(assignment_id, student, **kwargs)
+    last = last or {}
     for function, score in function_scores(results).items():
-        grade = gb.find_grade(cell_name(function), POINTS_NOTEBOOK, assignment_id, student)
-        grade.manual_score = score
-        grade.needs_manual_grade = False
-        comment = gb.find_comment(cell_name(function), POINTS_NOTEBOOK, assignment_id, student)
-        comment.auto_comment = _function_comment(results["tests"], function)
+        name = cell_name(function)
+        before = last.get(name)
+        grade = gb.find_grade(name, POINTS_NOTEBOOK, assignment_id, student)
+        comment = gb.find_comment(name, POINTS_NOTEBOOK, assignment_id, student)
+        new_comment = _function_comment(results["tests"], function)
+        current = grade.manual_score
+        written = before["written"] if before else None
+        if current is not None and not _same(current, score) and before is not None and not _same(current, written):
+            was = before.get("autograder")
+            update.overrides.append(Override(function, float(current), score, was))
+            if regraded and was is not None and not _same(was, score):
+                update.messages.append(f"{student}: {function}: override kept ({current:g} set by hand); "
+                                       f"the autograder now gives {score:g} (was {was:g})")
+            else:
+                update.messages.append(f"{student}: {function}: override kept ({current:g} set by hand; "
+                                       f"the autograder gives {score:g})")
+        else:
+            if current is not None and not _same(current, score) and before is None:
+                update.messages.append(f"{student}: {function}: replaced {current:g} in the gradebook by the autograder's "
+                                       f"{score:g} (no record of what the autograder wrote there before: if that was "
+                                       f"set by hand, set it again in formgrader)")
+            grade.manual_score = score
+            grade.needs_manual_grade = False
+            written = score
+        if comment.manual_comment is not None and before and before.get("auto_comment") not in (None, new_comment):
+            update.messages.append(f"{student}: {function}: the comment typed in formgrader is kept (it is shown instead "
+                                   f"of the autograder's, which changed)")
+        comment.auto_comment = new_comment
+        update.record[name] = {"written": written, "autograder": score, "auto_comment": new_comment}
     gb.db.commit()
+    if late is not None:
+        update.seconds_late, update.late_penalty = late.apply(gb, submission, student)
+        gb.db.commit()
+        if update.seconds_late > 0:
+            penalty = f"late penalty {update.late_penalty:g}" if update.late_penalty else "no late penalty"
+            update.messages.append(f"{student}: submitted {update.seconds_late / 3600:.2f} h after the due date: "
+                                   f"{penalty} ({late.name})")
+    return update
 
 
 def feedback_fragment(markdown_text: str) -> str:
@@ -416,24 +604,67 @@ def _timestamp(folder: Path) -> str | None:
         return None
 
 
+def _override_note(overrides: list[Override]) -> str:
+    """A paragraph above the report, for the student: which scores a TA set by hand."""
+    if not overrides:
+        return ""
+    parts = [f"`{o.function}` is {o.kept:g} / {grader_points()[o.function]} (the tests below give {o.autograder:g})"
+             for o in overrides]
+    return "**Set by your course staff:** " + "; ".join(parts) + ".\n\n"
+
+
+def _status(base: str, update: GradebookUpdate | None) -> str:
+    """The outcome's and grades.csv's status: `base`, then kept overrides and a late penalty."""
+    if update is None:
+        return base
+    notes = []
+    if update.overrides:
+        notes.append("override kept: " + ", ".join(f"{o.function} {o.kept:g} (autograder {o.autograder:g})" for o in update.overrides))
+    if update.seconds_late > 0:
+        notes.append(f"late {update.seconds_late / 3600:.2f} h, penalty {update.late_penalty or 0:g}")
+    if any("not in the course's roster" in w for w in update.warnings):
+        notes.append("not in the roster")
+    return ", ".join([base, *notes])
+
+
+def _read_grades_csv(path: Path) -> dict[str, dict]:
+    """The rows of an existing grades.csv, by student (empty when there is none or it is unreadable)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return {row["student"]: row for row in csv.DictReader(handle) if row.get("student")}
+    except (OSError, ValueError, KeyError, csv.Error):
+        return {}
+
+
 def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, students: list[str] | None = None,
               model: str | None = None, limits=None, regrade: bool = False, feedback: bool = True,
               reuse_reference: bool = True, console=None) -> dict[str, dict]:
     """Grade the collected submissions of `assignment_id`; returns {student: outcome}.
 
-    An outcome holds ``score`` (None when grading failed), ``status`` and ``feedback``
-    (whether nbgrader's feedback was generated). One failing submission never stops the rest.
+    An outcome holds ``score`` (the total now in the gradebook, before any late penalty;
+    None when grading failed), ``autograder_score`` (the autograder's own total),
+    ``status``, ``feedback`` (whether nbgrader's feedback was generated), ``overrides``
+    (manual scores a TA set that were kept, `Override`), ``messages`` and ``warnings``
+    (lines printed for the TA), ``seconds_late`` and ``late_penalty``. One failing
+    submission never stops the rest. grades.csv keeps the rows of students this run did
+    not grade (``--student``, an interrupted run).
     """
     from nbgrader.api import Gradebook
     from rich.console import Console
+    from rich.markup import escape
     from sqlalchemy.exc import SAWarning
 
     from . import report
-    from .batch import file_digest, record_grader_error, reusable_results, write_reports
+    from .batch import (record_grader_error, reusable_results, submission_digest, submission_folder, write_not_submitted,
+                        write_reports)
+    from .discovery import find_submission_file
 
     console = console or Console()
     course = course.resolve()
     coursedir, config = load_coursedir(course)
+    late = LatePenalties(config, course)
     items = collected(coursedir, assignment_id)
     if students:
         unknown = sorted(set(students) - {i.student for i in items})
@@ -452,11 +683,15 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
         try:
             for item in items:
                 target = out_root / item.student
-                digest = file_digest(item.folder / assignment.SUBMISSION_FILE)
+                found = find_submission_file(item.folder)  # the one decoding.py, at any depth (as grade-all, Gradescope)
+                digest = submission_digest(found)
                 results = None if regrade else reusable_results(target, digest, model_name)
                 reused = results is not None
+                last = last_written(target)  # read before a new grading replaces results.json
                 try:
-                    if not reused:
+                    if found.path is None and not reused:  # not submitted: nothing to grade, no model needed
+                        results = write_not_submitted(target, item.student, found, {"model": {"name": model_name}}, digest)
+                    elif not reused:
                         if grader is None:
                             from .grading import Grader
 
@@ -465,11 +700,13 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                             if hasattr(grader, "hidden_paths"):  # the course: others' code, grades, feedback
                                 grader.hidden_paths.append(course)
                         with console.status(f"Grading {item.student} ..."):
-                            result = grader.grade(item.folder, student=item.student)
+                            result = grader.grade(submission_folder(found), student=item.student)
                         results = write_reports(target, result, digest)
                     markdown_text = (target / "feedback.md").read_text(encoding="utf-8")
-                    record_in_gradebook(gb, assignment_id, item.student, results, _timestamp(item.folder))
-                    fill_autograded(coursedir, gb, assignment_id, item, markdown_text)
+                    update = record_in_gradebook(gb, assignment_id, item.student, results, _timestamp(item.folder),
+                                                 last=last, regraded=not reused, late=late)
+                    write_record(target, assignment_id, item.student, update.record)
+                    fill_autograded(coursedir, gb, assignment_id, item, _override_note(update.overrides) + markdown_text)
                 except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
                     from .models import ModelUnavailableError
 
@@ -482,10 +719,25 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                                         grader.metadata() if grader is not None else {}, console)
                     outcomes[item.student] = {"score": None, "status": f"grader error: {type(error).__name__}", "feedback": False}
                     continue
-                score = round(sum(function_scores(results).values()), 4)
-                outcomes[item.student] = {"score": score, "status": "unchanged, not regraded" if reused else "graded", "feedback": False,
-                                          "results": results}
-                console.print(f"{item.student}: {score:g} / {sum(grader_points().values())}" + (" (unchanged, not regraded)" if reused else ""))
+                for warning in update.warnings:
+                    console.print(f"[yellow]warning: {escape(report.clean_text(warning))}[/]")
+                for message in update.messages:
+                    console.print(f"[yellow]{escape(report.clean_text(message))}[/]")
+                own = round(sum(function_scores(results).values()), 4)
+                score = round(sum(update.effective_scores(results).values()), 4)
+                base = f"not submitted: {found.problem}" if found.path is None else "unchanged, not regraded" if reused else "graded"
+                outcomes[item.student] = {"score": score, "autograder_score": own, "status": _status(base, update), "feedback": False,
+                                          "results": results, "overrides": update.overrides, "messages": update.messages,
+                                          "warnings": update.warnings, "seconds_late": update.seconds_late,
+                                          "late_penalty": update.late_penalty, "update": update}
+                shown = f"{score:g} / {sum(grader_points().values())}"
+                if update.overrides:
+                    shown += f" (the autograder's {own:g}; kept by hand: {', '.join(o.function for o in update.overrides)})"
+                if update.late_penalty:
+                    shown += f", late penalty {update.late_penalty:g}"
+                if found.path is None:
+                    shown = f"not submitted: {escape(report.clean_text(found.problem))}"
+                console.print(f"{escape(report.clean_text(item.student))}: {shown}" + (" (unchanged, not regraded)" if reused else ""))
         except KeyboardInterrupt:
             # Ctrl-C or SIGTERM: the student being graded is not recorded (nor put in the
             # gradebook); those before are, and a rerun goes on from here.
@@ -494,13 +746,21 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
         finally:
             if grader is not None:
                 grader.close()
-    rows = []
+    # grades.csv: this run's rows replace the same students' rows; the others stay
+    rows = _read_grades_csv(out_root / "grades.csv")
     for student, outcome in outcomes.items():
         results = outcome.get("results")
-        rows.append(report.grades_row(results) if results and outcome["score"] is not None
-                    else {"student": student, "total": "", "status": outcome["status"]})
-    if rows:
-        report.write_grades_csv(out_root / "grades.csv", rows)
+        if results and outcome["score"] is not None and not results.get("extra_data", {}).get("not_submitted"):
+            row = report.grades_row(results)
+            row["status"] = _status(row["status"], outcome["update"])  # "graded" (or a grader error), then the notes
+            for override in outcome["overrides"]:
+                row[override.function] = round(override.kept, 2)
+            row["total"] = outcome["score"]
+        else:
+            row = {"student": student, "total": "", "status": outcome["status"]}
+        rows[student] = row
+    if outcomes:
+        report.write_grades_csv(out_root / "grades.csv", list(rows.values()))
     if interrupted:
         raise KeyboardInterrupt
     if feedback:
@@ -545,7 +805,7 @@ def _sync_command(args) -> int:
 
 
 def _autograde_command(args) -> int:
-    from .sandbox.client import Limits
+    from .sandbox.limits import Limits
 
     course = args.course or _default_course()
     if not (course / "nbgrader_config.py").is_file():

@@ -107,9 +107,11 @@ def _get(mapping, key, default=None):
 
 def md_inline(text, width: int = 300) -> str:
     """Student text for a Markdown heading or paragraph: one line, every character that
-    could start markup (emphasis, links, images, HTML, code) backslash-escaped."""
+    could start markup (emphasis, links, images, HTML, entities, code, math: nbgrader's
+    feedback page runs MathJax) backslash-escaped. (`.`, `+` and `-` start markup only
+    at the start of a line, where this text never stands alone.)"""
     text = re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", clean_text(text))[:width]
-    return re.sub(r"([\\`*_\[\]()<>#!|~&{}])", r"\\\1", text)
+    return re.sub(r"([\\`*_\[\]()<>#!|~&{}$])", r"\\\1", text)
 
 
 def md_code_block(text, indent: str = "") -> list[str]:

@@ -303,3 +303,14 @@ def test_nbgrader_config_says_where_the_gradebook_is(tmp_path, course, mapping):
     out = tmp_path / "canvas.csv"
     assert run("--mapping", mapping, "--nbgrader", course, "--out", out) == 1
     assert read_rows(out)[2][5:] == ["14.5", "17.13"] and not (course / "gradebook.db").exists()
+
+
+def test_a_grade_with_a_ta_override_is_exported(tmp_path):
+    """grades.csv says "graded, override kept: ..." for a TA-adjusted grade: final, so exported."""
+    from autograder import canvas, report
+
+    out = tmp_path / "out"
+    report.write_grades_csv(out / "grades.csv", [
+        {"student": "alice", "total": 98, "status": "graded, override kept: top_p_filter 18 (autograder 4.7)"}])
+    column = canvas.read_grade_all(out, "basic_prompting")
+    assert column.scores == {"alice": 98} and column.withheld == {}

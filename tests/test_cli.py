@@ -105,7 +105,8 @@ def test_grade_all_on_an_nbgrader_layout_then_rerun(tmp_path):
     rows = {row["student"]: row for row in csv.DictReader(open(out / "grades.csv"))}
     assert set(rows) == {"ada", "bo", "cy", "dee"}
     assert float(rows["ada"]["total"]) == pytest.approx(100)
-    assert float(rows["bo"]["total"]) == 0 and float(rows["dee"]["total"]) == 0
+    assert float(rows["bo"]["total"]) == 0 and rows["dee"]["total"] == ""
+    assert rows["dee"]["status"].startswith("not submitted: No decoding.py found")
     assert float(rows["cy"]["truncate_at_stop"]) < POINTS["truncate_at_stop"]
     assert float(rows["cy"]["softmax"]) == POINTS["softmax"]
     for student in rows:
