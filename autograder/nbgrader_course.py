@@ -124,8 +124,9 @@ def points_notebook_text() -> str:
         "grades the `decoding.py` you submit with hidden tests that compare each function with a "
         "reference on fixed seeds. Each cell below is one function of the contract and the points "
         "it is worth. Each function is graded on its own: a bug costs points in one function only.\n\n"
-        "Your feedback shows your score and what differed under each function, and the whole "
-        f"report is in `{FEEDBACK_HTML}`."
+        "Your feedback shows your score and what differed under each function; the whole report "
+        "is at the end of this notebook's feedback page (your course staff release it; "
+        "`nbgrader fetch_feedback` or the Assignments tab brings it to you)."
     )
     intro.id = "points-intro"
     intro.metadata["nbgrader"] = {"grade": False, "grade_id": "decoding_points_intro", "locked": True,
@@ -274,6 +275,11 @@ def check_gradebook(gb, assignment_id: str) -> None:
     """The gradebook must know the points notebook with the right points per function."""
     from nbgrader.api import MissingEntry
 
+    known = sorted(a.name for a in gb.assignments)
+    if assignment_id not in known:
+        raise RuntimeError(f"nbgrader's gradebook has no assignment named {assignment_id!r}; it has: "
+                           f"{', '.join(known) or 'none yet'} (check the spelling; a new assignment needs "
+                           f"`nbgrader generate_assignment NAME` in the course folder first)")
     hint = (f"run `nbgrader generate_assignment {assignment_id} --force` in the course folder first "
             f"(it brings source/ up to date with the assignment before it generates the release)")
     try:
@@ -793,7 +799,7 @@ def _sync_command(args) -> int:
         problems = sync_differences(course)
         if problems:
             print(f"{source_dir(course)} is out of sync with {ASSIGNMENT_DIR}:\n  " + "\n  ".join(problems)
-                  + "\nrun: python -m autograder.nbgrader_course sync", file=sys.stderr)
+                  + "\nrun: python -m autograder nbgrader-sync", file=sys.stderr)
             return 1
         print(f"{source_dir(course)} is in sync with {ASSIGNMENT_DIR}")
         return 0
