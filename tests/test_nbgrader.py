@@ -198,6 +198,8 @@ def test_export_has_our_scores(course, buggy_graded_directly):
     assert set(rows) == set(STUDENTS)
     for row in rows.values():
         assert float(row["max_score"]) == pytest.approx(sum(POINTS.values()))
+        for column in ("raw_score", "score", "late_submission_penalty"):  # cents, never 84.46600000000001
+            assert row[column] == f"{round(float(row[column]), 2):g}", (column, row[column])
     assert float(rows["ada"]["score"]) == pytest.approx(100)
     assert float(rows["bo"]["score"]) == 0
     assert float(rows["dee"]["score"]) == 0
