@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .assignment import SUBMISSION_FILE  # "decoding.py" (assignment.py imports only the standard library)
+from .submission_file import file_kind
 
 MAX_LISTED = 20  # names a message lists
 MAX_ENTRIES = 10_000  # files and folders looked at in one folder tree
@@ -114,18 +115,6 @@ def near_miss(name: str) -> str | None:
     return "; ".join(reasons) or None
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
 def find_submission_file(folder: str | os.PathLike, *, exclude: tuple | list = (), upload: bool = False) -> Found:
     """The student's ``decoding.py`` below `folder` by the module's rule, or why there is none.
 
@@ -188,12 +177,12 @@ def find_submission_file(folder: str | os.PathLike, *, exclude: tuple | list = (
                 continue
             file_count += 1
             if len(files) < MAX_LISTED:
-                files.append(relative if stat.S_ISREG(mode) else f"{relative} ({_kind(mode)})")
+                files.append(relative if stat.S_ISREG(mode) else f"{relative} ({file_kind(mode)})")
             if entry.name == SUBMISSION_FILE:
                 if stat.S_ISREG(mode):
                     candidates.append(relative)
                 else:
-                    refused.append((relative, _kind(mode)))
+                    refused.append((relative, file_kind(mode)))
                 continue
             why = near_miss(entry.name)
             if why:

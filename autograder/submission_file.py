@@ -23,7 +23,8 @@ class SubmissionFileError(ValueError):
     """The submitted file cannot be graded as it is; the message says why, for the student."""
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file of this mode is, in words (for a student's message)."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISLNK(mode):
@@ -59,7 +60,7 @@ def read_submission_bytes(path: str | os.PathLike, max_bytes: int = MAX_SUBMISSI
         raise SubmissionFileError(f"{name} cannot be read ({error.strerror or type(error).__name__})") from None
     if not stat.S_ISREG(before.st_mode):
         # Never opened: opening a FIFO or a device can block or have side effects.
-        raise SubmissionFileError(f"{name} is {_kind(before.st_mode)}, not a regular file: submit the file itself")
+        raise SubmissionFileError(f"{name} is {file_kind(before.st_mode)}, not a regular file: submit the file itself")
     if before.st_size > max_bytes:
         raise _too_large(name, before.st_size, max_bytes)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
@@ -73,7 +74,7 @@ def read_submission_bytes(path: str | os.PathLike, max_bytes: int = MAX_SUBMISSI
     try:
         info = os.fstat(fd)  # what was opened, not what the path named a moment ago
         if not stat.S_ISREG(info.st_mode):
-            raise SubmissionFileError(f"{name} is {_kind(info.st_mode)}, not a regular file: submit the file itself")
+            raise SubmissionFileError(f"{name} is {file_kind(info.st_mode)}, not a regular file: submit the file itself")
         if info.st_size > max_bytes:
             raise _too_large(name, info.st_size, max_bytes)
         chunks, total = [], 0

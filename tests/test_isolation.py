@@ -11,19 +11,18 @@ import ctypes
 import errno
 import faulthandler
 import fcntl
-import json
 import os
 import select
 import shutil
 import signal
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 import pytest
 
 from autograder.sandbox import isolation
+from tests.forked import run_in_child
 
 ROOT = os.geteuid() == 0
 NOBODY = 65534
@@ -42,38 +41,7 @@ def in_child(body, timeout: float = 30.0):
     failure here. Whichever process ends up returning from `isolate` (a grandchild, with
     a PID namespace) still holds the pipe and answers; the child's exit status is added
     as `status` when the answer is a dict."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            answer = {"value": body()}
-        except BaseException:  # noqa: BLE001 - every failure goes back to the test
-            answer = {"error": traceback.format_exc()}
-        try:
-            os.write(write, json.dumps(answer).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    data, deadline = b"", time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if select.select([read], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                chunk = os.read(read, 1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-        else:
-            os.kill(pid, signal.SIGKILL)
-    finally:
-        os.close(read)
-        _, status = os.waitpid(pid, 0)
-    if not data:
-        raise AssertionError(f"the child answered nothing (wait status {status})")
-    answer = json.loads(data)
-    if "error" in answer:
-        raise AssertionError(f"in the child:\n{answer['error']}")
-    value = answer["value"]
+    value, status = run_in_child(body, timeout)
     if isinstance(value, dict):
         value["status"] = status
     return value

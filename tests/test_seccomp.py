@@ -10,20 +10,18 @@ import json
 import mmap
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-import traceback
 from pathlib import Path
 
 import pytest
 
 from autograder.sandbox import seccomp
+from tests.forked import run_in_child
 
 libc = ctypes.CDLL(None, use_errno=True)
 MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}.get(os.uname().machine, os.uname().machine)
@@ -42,38 +40,7 @@ def filtered(body, timeout: float = 60.0, install: bool = True):
     """Run `body(description)` in a forked child that has installed the filter first
     (`install=False`: `body(None)`, unfiltered) and return what it returns (JSON);
     re-raise its failure here."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            answer = {"value": body(seccomp.install() if install else None)}
-        except BaseException:  # noqa: BLE001 - every failure goes back to the test
-            answer = {"error": traceback.format_exc()}
-        try:
-            os.write(write, json.dumps(answer).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    data, deadline = b"", time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if select.select([read], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                chunk = os.read(read, 1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-        else:
-            os.kill(pid, signal.SIGKILL)
-    finally:
-        os.close(read)
-        _, status = os.waitpid(pid, 0)
-    if not data:
-        raise AssertionError(f"the child answered nothing (wait status {status})")
-    answer = json.loads(data)
-    if "error" in answer:
-        raise AssertionError(f"in the child:\n{answer['error']}")
-    return answer["value"]
+    return run_in_child(lambda: body(seccomp.install() if install else None), timeout)[0]
 
 
 def attempt(action) -> str:

@@ -53,6 +53,8 @@ import os
 import signal
 import time
 
+from . import scratch
+
 __all__ = ["CgroupUnavailable", "MemoryCgroup", "cgroup_name", "remove_stale"]
 
 DEFAULT_PREFIX = "autograder-"
@@ -228,18 +230,6 @@ def _format_bytes(count: int) -> str:
         if count >= size:
             return f"{count / size:.1f} {unit}"
     return f"{count} bytes"
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- the cgroup -------------------------------------------------------------------------
@@ -520,7 +510,7 @@ def remove_stale(prefix: str = DEFAULT_PREFIX) -> int:
             if not entry.name.startswith(prefix):
                 continue
             creator = entry.name[len(prefix):].split("-", 1)[0]
-            if not creator.isdigit() or _alive(int(creator)):
+            if not creator.isdigit() or scratch.alive(int(creator)):
                 continue
             try:
                 if not entry.is_dir(follow_symlinks=False):

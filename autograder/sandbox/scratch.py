@@ -29,14 +29,17 @@ def remove_stale() -> list[str]:
                 continue
         except OSError:
             continue
-        if _alive(int(match.group(1))):
+        if alive(int(match.group(1))):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry.name)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user's counts too)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
