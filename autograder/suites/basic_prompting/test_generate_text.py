@@ -85,40 +85,108 @@ def test_stop_spanning_two_tokens(grading):
     check_text(grading, prompt, HINT_STOP, max_new_tokens=12, stop=[stop])
 
 
-@pytest.mark.grades("generate_text", weight=2)
-def test_stops_generating_at_the_stop(grading):
-    """Stops generating as soon as a stop sequence appears"""
-    # The model here follows a continuation that only the grader knows (the greedy one of
-    # another prompt) and the grader sees which of its tokens were asked for: generating
-    # past the stop shows, whatever the submission's process reports or patches.
-    prompt, budget = PROMPTS[2], 30
-    continuation = grading.ref("greedy_decode", MODEL, TOKENIZER, PROMPTS[0], budget)
+# Scripted continuations (fixed texts, tokenized with the model's tokenizer) and a stop
+# sequence in each that no single token holds: a loop that looks for stops in the newest
+# token's text alone, or only at the end of the text, never sees it while generating.
+SCRIPTED_STOPS = {
+    # "\n\ndef main" spans '.\n\n', 'def' and ' main' in the Qwen3 tokenizer
+    "several tokens": (' playwright and poet.\n\ndef main():\n    print("To be, or not to be")\n\n'
+                       'if __name__ == "__main__":\n    main()\n', "\n\ndef main"),
+    # "the wor" starts in ' the' and ends inside ' world'
+    "ends inside a token": (" playwright, and his plays are still performed all over the world today. "
+                            "His sonnets are read in schools.", "the wor"),
+}
+HINT_STOP_EARLY = ("check for stop sequences after every new token and stop generating right away; "
+                   "generating all max_new_tokens and cutting afterwards wastes time (and random draws)")
+HINT_STOP_SPANNING = ("after each new token, look for the stops in the whole continuation decoded so far (not in the "
+                      "newest token alone, not only at the end of the text): a stop can span several tokens and end "
+                      "inside one; stop generating as soon as one appears")
+
+
+def _scripted_stop(grading, case: str, budget: int) -> tuple[list[int], str]:
+    """(the continuation the scripted model follows, a stop sequence that occurs in it)."""
     decode = grading.tokenizer.decode
-    k = next((j for j in range(3, len(continuation)) if decode(continuation[j:j + 1]).strip()
-              and continuation[j] != grading.tokenizer.eos_token_id), None)
-    if k is None or k + 4 > len(continuation):
-        pytest.fail("could not build a stop sequence on this model's continuation; the TA should check the model")
-    stop = decode(continuation[k:k + 1])
+    if case == "one token":
+        # the greedy continuation of another prompt; the stop is one of its tokens
+        continuation = grading.ref("greedy_decode", MODEL, TOKENIZER, PROMPTS[0], budget)
+        k = next((j for j in range(3, len(continuation)) if decode(continuation[j:j + 1]).strip()
+                  and continuation[j] != grading.tokenizer.eos_token_id), None)
+        if k is None or k + 4 > len(continuation):
+            pytest.fail("could not build a stop sequence on this model's continuation; the TA should check the model")
+        return continuation, decode(continuation[k:k + 1])
+    text, stop = SCRIPTED_STOPS[case]
+    continuation = grading.tokenizer(text, add_special_tokens=False)["input_ids"][:budget]
+    first = next((j for j in range(len(continuation)) if stop in decode(continuation[: j + 1])), None)
+    shown = decode(continuation[: first + 1]) if first is not None else ""
+    if (first is None or first + 4 > len(continuation) or any(stop in decode([t]) for t in continuation)
+            or (case == "ends inside a token" and shown.endswith(stop))):
+        pytest.fail(f"the scripted continuation for {case!r} does not tokenize as this test needs on this "
+                    f"tokenizer; the TA should check the test")
+    return continuation, stop
+
+
+@pytest.mark.grades("generate_text", weight=1)
+@pytest.mark.parametrize("case", ["one token", *SCRIPTED_STOPS])
+def test_stops_generating_at_the_stop(grading, case):
+    """Stops generating as soon as a stop sequence appears"""
+    # The model here follows a continuation that only the grader knows and the grader sees
+    # which of its tokens were asked for: generating past the stop shows, whatever the
+    # submission's process reports or patches.
+    prompt, budget = PROMPTS[2], 30
+    continuation, stop = _scripted_stop(grading, case, budget)
+    decode = grading.tokenizer.decode
     first = next(j for j in range(len(continuation)) if stop in decode(continuation[: j + 1]))
     text = decode(continuation[: first + 1])
     expected = text[: text.find(stop)]
     kwargs = {"max_new_tokens": budget, "stop": [stop]}
     called = call_text("generate_text", (MODEL, TOKENIZER, prompt), kwargs)
+    hint = HINT_STOP if case == "one token" else HINT_STOP_SPANNING
     with grading.scripted(prompt, continuation) as script:
         got = grading.student("generate_text", SCRIPTED_MODEL, TOKENIZER, prompt, **kwargs)
     problem = type_problem(got, "str")
     if problem or got != expected:
         raise mismatch(called + f" on a model that always continues with {abbreviate(decode(continuation), 80)}",
-                       repr(expected), abbreviate(got, 200), problem or HINT_STOP)
+                       repr(expected), abbreviate(got, 200), problem or hint)
     if script.furthest > first + 1:
-        raise mismatch(called, f"generation to stop once {stop!r} appears, at new token {first}",
+        pieces = ", ".join(repr(decode([t])) for t in continuation[max(0, first - 2): first + 1])
+        where = "" if case == "one token" else f" (it ends in new token {first}: ... {pieces})"
+        raise mismatch(called, f"generation to stop once {stop!r} appears, at new token {first}{where}",
                        f"the right text, but the model was asked for new tokens up to {script.furthest}",
-                       "check for stop sequences after every new token and stop generating right away; "
-                       "generating all max_new_tokens and cutting afterwards wastes time (and random draws)")
+                       HINT_STOP_EARLY if case == "one token" else hint)
     if script.furthest < first:
         raise mismatch(called, f"the model to be asked for each new token up to {first}",
                        f"the text came back after asking only up to new token {script.furthest}",
                        "every new token comes from a call of the model")
+
+
+# Characters whose UTF-8 bytes the byte-level tokenizer splits over two tokens (東, ✨, Ω
+# here): one such token decoded alone is '\ufffd'.
+MULTIBYTE_TEXT = " café 🙂 東京 ✨ 你好, 世界! naïve 😀 Ω≈ç"
+
+
+@pytest.mark.grades("generate_text", weight=2)
+def test_characters_split_across_tokens(grading):
+    """Characters split across tokens (emoji, CJK) come out whole"""
+    prompt = PROMPTS[0]
+    decode = grading.tokenizer.decode
+    continuation = grading.tokenizer(MULTIBYTE_TEXT, add_special_tokens=False)["input_ids"]
+    if not any("\ufffd" in decode([t]) for t in continuation) or "\ufffd" in decode(continuation):
+        pytest.fail("the multi-byte text does not split a character over tokens on this tokenizer; "
+                    "the TA should check the test")
+    expected = decode(continuation)
+    kwargs = {"max_new_tokens": len(continuation)}
+    called = call_text("generate_text", (MODEL, TOKENIZER, prompt), kwargs)
+    with grading.scripted(prompt, continuation):
+        got = grading.student("generate_text", SCRIPTED_MODEL, TOKENIZER, prompt, **kwargs)
+    problem = type_problem(got, "str")
+    if problem or got != expected:
+        split = [j for j, t in enumerate(continuation) if "\ufffd" in decode([t])]
+        detail = "" if problem else (INDENT + f"new tokens {split} each hold only part of a character's bytes: "
+                                     f"decoded alone, each gives '\\ufffd'")
+        raise mismatch(called + f" on a model that always continues with {abbreviate(expected, 80)}",
+                       repr(expected), abbreviate(got, 200) + detail,
+                       problem or "decode all the new ids together, tokenizer.decode(new_ids), not token by token: "
+                                  "a character's bytes can be split over several tokens")
 
 
 @pytest.mark.grades("generate_text", weight=1.5, kind="check")
