@@ -252,9 +252,11 @@ def grader_error_results(student: str, message: str, metadata: dict | None = Non
 def feedback_markdown(result: SubmissionResult) -> str:
     out = [f"# Feedback for {md_inline(result.student)}: {result.score:g} / {result.max_score:g}", ""]
     problem = _import_problem(result)
-    if problem:
-        out += ["**" + md_inline(problem.splitlines()[0]) + "**", "",
-                *md_code_block(problem), ""]
+    if problem:  # said once: the error in bold, then where it happened (if known)
+        first, _, where = problem.partition("\n")
+        out += ["**" + md_inline(first, 1000) + "**", ""]
+        if where.strip():
+            out += [*md_code_block(where), ""]
     shown = _shown_tests(result)
     for function, (score, maximum) in result.by_function().items():
         failing = [t for t in shown if t["function"] == function and t["status"] != "passed"]
