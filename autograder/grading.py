@@ -84,7 +84,7 @@ def _oversized(values: list) -> str | None:
 
 def _stand_in_note(args: tuple, error: StudentError) -> str:
     """Why an attribute the real model has may be missing: the test passed a stand-in."""
-    stand_in = any(isinstance(a, wire.Frozen) or (isinstance(a, wire.Ref) and a not in (wire.MODEL, wire.TOKENIZER))
+    stand_in = any(isinstance(a, (wire.Frozen, wire.EosAfter)) or (isinstance(a, wire.Ref) and a not in (wire.MODEL, wire.TOKENIZER))
                    for a in args)
     if not stand_in or error.type_name != "AttributeError":
         return ""

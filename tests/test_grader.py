@@ -234,11 +234,12 @@ def test_an_attribute_error_on_a_stand_in_model_explains_the_stand_in():
     from autograder.grading import _stand_in_note
     from autograder.sandbox.client import StudentError
     from autograder.sandbox.scripted import SCRIPTED_MODEL
-    from autograder.sandbox.wire import MODEL, TOKENIZER, Frozen
+    from autograder.sandbox.wire import MODEL, TOKENIZER, EosAfter, Frozen
 
     missing = StudentError({"type": "AttributeError", "message": "'FrozenLogitsModel' object has no attribute 'generate'"})
     other = StudentError({"type": "TypeError", "message": "bad"})
     assert "no `generate`" in _stand_in_note((Frozen(torch.zeros(4)), TOKENIZER, "x", 5), missing)
     assert "stand-in" in _stand_in_note((SCRIPTED_MODEL, TOKENIZER, "x"), missing)
+    assert "no `generate`" in _stand_in_note((EosAfter(3, 0), TOKENIZER, "x", 5), missing)  # the eos-forcing one
     assert _stand_in_note((MODEL, TOKENIZER, "x", 5), missing) == ""
     assert _stand_in_note((Frozen(torch.zeros(4)), TOKENIZER, "x", 5), other) == ""

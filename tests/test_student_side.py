@@ -307,6 +307,79 @@ def test_helpers_report_a_bug_and_keep_going(helpers, tiny, tmp_path):
     assert any("softmax raised TypeError" in t.get_text() for t in fig.axes[0].texts)
 
 
+def test_explorer_reloads_decoding_py_when_it_changes(helpers, tiny, tmp_path):
+    """A slider moved after saving decoding.py uses the new code (autoreload only runs with a cell)."""
+    model, tok = tiny
+    path = tmp_path / "decoding.py"
+    source = assignment.REFERENCE_PATH.read_text()
+    path.write_text(source)
+    student = assignment.load_module(path, "basic_prompting_edited_between_updates")
+    explorer = helpers.Explorer(model, tok, student, samples=1, max_new_tokens=2)
+
+    def save(text: str) -> None:
+        before = path.stat().st_mtime_ns
+        path.write_text(text)
+        os.utime(path, ns=(before + 10**9, before + 10**9))  # a later mtime even on a coarse clock
+
+    _, first = explorer.update("Roses are red,", 0.8, 0.9, 0)
+    assert first["errors"] == {} and len(first["samples"]) == 1 and first["reloaded"] is False
+
+    save(source + "\n\ndef sample_decode(*args, **kwargs):\n    raise TypeError('the edited version')\n")
+    _, second = explorer.update("Roses are red,", 0.8, 0.9, 0)
+    assert second["reloaded"] is True
+    assert second["errors"] == {"sample_decode": "TypeError: the edited version"} and second["samples"] == []
+    assert "changed on disk: reloaded it" in explorer.report(second)
+    _, third = explorer.update("Roses are red,", 0.8, 0.9, 0)
+    assert third["reloaded"] is False and third["errors"] == second["errors"]
+
+    save(source + "\n\ndef broken(:\n")  # a half-typed edit: said on screen, the last loaded code keeps working
+    fig, fourth = explorer.update("Roses are red,", 0.8, 0.9, 0)
+    assert fourth["errors"].keys() == {"decoding.py", "sample_decode"}
+    assert fourth["errors"]["decoding.py"].startswith("SyntaxError")
+    assert fourth["nucleus_size"] is not None
+    assert any("decoding.py raised SyntaxError" in t.get_text() for t in fig.axes[0].texts)
+
+    save(source)
+    _, fifth = explorer.update("Roses are red,", 0.8, 0.9, 0)
+    assert fifth["reloaded"] is True and fifth["errors"] == {} and fifth["samples"] == first["samples"]
+
+
+def test_grader_stand_ins_refuse_generate_with_the_policy(tiny):
+    """`generate` on any stand-in model fails with a message the student can act on; the
+    eos-forcing wrapper does not hand it to the real model (which would ignore the forced eos)."""
+    from autograder.sandbox.stubs import EosForcingModel, FrozenLogitsModel, ScriptedModel
+
+    model, tok = tiny
+    stand_ins = [FrozenLogitsModel(torch.zeros(model.config.vocab_size), model.config),
+                 EosForcingModel(model, prompt_length=3, k=1, eos_token_id=tok.eos_token_id),
+                 ScriptedModel(lambda sequence, positions: [0] * len(positions), model.config)]
+    for stand_in in stand_ins:
+        assert not hasattr(stand_in, "generate")
+        with pytest.raises(AttributeError, match="write the decoding loop yourself") as raised:
+            stand_in.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=2)
+        assert "model.generate is not available in the grader" in str(raised.value)
+        assert stand_in.config.vocab_size == model.config.vocab_size  # the rest still answers
+
+
+def test_public_tests_name_the_function_they_check():
+    """Every public test says in its name and docstring which function it checks."""
+    tree = ast.parse((STUDENT_DIR / "test_public.py").read_text(encoding="utf-8"))
+    tests = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+    assert len(tests) >= 35
+    for node in tests:
+        doc = ast.get_docstring(node) or ""
+        label = re.match(r"\[(\w+)\] ", doc)
+        assert label and label.group(1) in assignment.CONTRACT, f"{node.name}: docstring must start with [function]"
+        assert node.name.startswith(f"test_{label.group(1)}_"), f"{node.name} checks {label.group(1)}"
+    checked = {re.match(r"\[(\w+)\]", ast.get_docstring(node)).group(1) for node in tests}
+    assert checked == set(assignment.CONTRACT)
+    names = {node.name for node in tests}
+    for needed in ("test_greedy_decode_asked_for_no_token", "test_greedy_decode_writes_the_loop_itself",
+                   "test_sample_decode_applies_temperature_before_top_p", "test_sample_decode_writes_the_loop_itself",
+                   "test_generate_text_keeps_the_end_of_text_token", "test_generate_text_writes_the_loop_itself"):
+        assert needed in names, needed
+
+
 # -- the public tests ----------------------------------------------------------------------------
 
 

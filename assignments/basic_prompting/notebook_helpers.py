@@ -8,6 +8,8 @@ see in the notebook comes from *your* `decoding.py`. This module only
 * prints and plots distributions (`top_tokens`, `show_top_tokens`, `bar_chart`, `show`),
 * builds the interactive explorer (`Explorer`): a prompt, temperature, top-p and seed,
   a bar chart before and after temperature and nucleus filtering, and a few samples.
+  The explorer reloads `decoding.py` whenever you save it (`%autoreload` only reloads
+  when a cell runs, not when a slider moves), so it always shows your latest code.
 """
 
 from __future__ import annotations
@@ -198,13 +200,47 @@ class Explorer:
     * ``nucleus_size`` (tokens kept by ``top_p_filter``) and ``nucleus_mass`` (their
       total probability at this temperature, before renormalising: at least top_p);
     * ``samples``: continuations from ``sample_decode`` with seeds seed, seed+1, ...;
-    * ``missing``: functions still to implement; ``errors``: functions that raised.
+    * ``missing``: functions still to implement; ``errors``: functions that raised;
+    * ``reloaded``: whether this update first reloaded `decoding.py` (it had changed on disk).
+
+    Every update first checks whether the student's file changed since it was last
+    loaded and, if so, runs it again (as ``importlib.reload`` does): moving a slider
+    after saving `decoding.py` uses the new code, no cell needs to run first.
     """
 
     def __init__(self, model, tokenizer, student: ModuleType, *, top_k: int = 12, samples: int = 3, max_new_tokens: int = 10):
         self.model, self.tokenizer, self.student = model, tokenizer, student
         self.top_k, self.samples, self.max_new_tokens = top_k, samples, max_new_tokens
         self._logits: dict[str, torch.Tensor] = {}
+        self._loaded_version = self._file_version()
+
+    def _file_version(self) -> tuple[int, int] | None:
+        """(mtime in ns, size) of the student's file, or None when there is no file to watch."""
+        path = getattr(self.student, "__file__", None)
+        try:
+            info = os.stat(path) if path else None
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size) if info else None
+
+    def reload_if_changed(self) -> bool:
+        """Run the student's file again if it changed on disk since it was loaded.
+
+        Returns whether it did. The new code runs in the same module object (as
+        ``importlib.reload`` does), so everything that holds the module sees it. The
+        source is compiled afresh, not read from a cached .pyc. An error in the edited
+        file (a SyntaxError, say) propagates: `update` shows it and keeps going.
+        """
+        version = self._file_version()
+        if version is None or version == self._loaded_version:
+            return False
+        self._loaded_version = version  # a file that fails to load is not retried until it changes again
+        path = self.student.__file__
+        with open(path, encoding="utf-8") as handle:
+            source = handle.read()
+        code = compile(source, path, "exec")
+        exec(code, self.student.__dict__)  # noqa: S102 - the student's own file, as `import` would run it
+        return True
 
     def logits(self, prompt: str) -> torch.Tensor:
         if prompt not in self._logits:
@@ -228,7 +264,13 @@ class Explorer:
         summary: dict[str, Any] = {
             "prompt": prompt, "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed),
             "tokens": [], "nucleus_size": None, "nucleus_mass": None, "samples": [], "missing": [], "errors": {},
+            "reloaded": False,
         }
+        try:
+            summary["reloaded"] = self.reload_if_changed()
+        except Exception as error:  # noqa: BLE001 - a half-edited file: say so, keep the widget alive
+            summary["errors"][STUDENT_FILE] = (f"{type(error).__name__}: {error} (fix and save it; until then "
+                                               f"the explorer uses the code it loaded before)")
         if not prompt:
             summary["errors"]["prompt"] = "type a prompt first"
             return self._draw(summary, {}, []), summary
@@ -280,6 +322,8 @@ class Explorer:
     def report(self, summary: dict) -> str:
         """The summary as a few lines of text (shown under the chart)."""
         lines = []
+        if summary.get("reloaded"):
+            lines.append(f"({STUDENT_FILE} changed on disk: reloaded it before drawing)")
         if summary["nucleus_size"] is not None:
             lines.append(f"nucleus size: {summary['nucleus_size']} token(s), mass {summary['nucleus_mass']:.4f} "
                          f"(top_p = {summary['top_p']:.2f}, t = {summary['temperature']:.3g})")

@@ -13,6 +13,13 @@ the real model's signature (``inspect.signature`` reports it, positional argumen
 as they would there: ``model(input_ids, attention_mask)``), whose output has
 ``.logits``, ``[0]``, ``["logits"]`` and, when asked for, a KV cache that can be passed
 back in.
+
+What they cannot honour they refuse, loudly: the assignment asks for the decoding loop
+itself, so ``model.generate`` (and Hugging Face's other generation entry points) is not
+available on any stand-in. Reaching for it raises an AttributeError whose message says
+so, and the grader's stand-in note (`grading._stand_in_note`) explains the stand-in.
+`EosForcingModel` in particular must not hand `generate` to the real model inside it: that
+would ignore the forced eos and report a difference the student cannot reproduce.
 """
 
 from __future__ import annotations
@@ -41,6 +48,24 @@ class _MirroredForward:
         forward.__signature__ = instance._forward_signature()
         forward.__name__ = forward.__qualname__ = "forward"
         return forward
+
+
+# Hugging Face's generation entry points (GenerationMixin): a stand-in controls the logits of
+# its forward pass only, so none of these could honour it.
+GENERATION_METHODS = frozenset({
+    "generate", "greedy_search", "sample", "beam_search", "beam_sample", "group_beam_search",
+    "constrained_beam_search", "contrastive_search", "assisted_decoding",
+})
+NO_GENERATE_MESSAGE = (
+    "'{cls}' object has no attribute '{name}': this assignment asks you to write the decoding loop yourself: "
+    "call model(input_ids) step by step and choose each next token from the logits at the last position; "
+    "model.{name} is not available in the grader")
+
+
+def _refuse_generation(instance, name: str) -> None:
+    """Raise the AttributeError that tells a student why `name` is missing here."""
+    if name in GENERATION_METHODS:
+        raise AttributeError(NO_GENERATE_MESSAGE.format(cls=type(instance).__name__, name=name), name=name, obj=instance)
 
 
 def _causal_lm_forward(input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, inputs_embeds=None,
@@ -118,6 +143,10 @@ class FrozenLogitsModel(torch.nn.Module):
             except Exception:  # noqa: BLE001
                 self.generation_config = None
         self.name_or_path = getattr(config, "_name_or_path", "")
+
+    def __getattr__(self, name: str):
+        _refuse_generation(self, name)
+        return super().__getattr__(name)
 
     @property
     def device(self) -> torch.device:
@@ -215,6 +244,8 @@ class EosForcingModel(torch.nn.Module):
         except AttributeError:
             if name.startswith("_"):
                 raise
+            # Not `generate` of the real model inside: it would ignore the forced eos.
+            _refuse_generation(self, name)
             return getattr(self._modules["inner"], name)  # name_or_path, get_output_embeddings, ...
 
     @property
