@@ -574,20 +574,32 @@ def _sweep_as_sandbox_uid(timeout: float) -> None:
 
 def remove_own_files(folders, deadline: float) -> None:
     """Delete what this uid left in the machine's shared writable folders (where the
-    worker had no private /tmp: the next student runs as the same uid). Run as that uid,
-    so no link it planted can make this delete anything else."""
+    worker had no private /tmp: the next student runs as the same uid): its entries at
+    the top of each folder, and in folders there that anyone may write to. Run as that
+    uid, so no link it planted can make this delete anything else; other users' trees
+    (a checkout under /tmp, say) are never walked."""
+    import shutil
+
     uid = os.getuid()
-    for folder in folders:
-        for top, dirs, files in os.walk(folder, topdown=False, onerror=lambda error: None):
-            for name in files + dirs:
-                path = os.path.join(top, name)
-                try:
-                    if os.lstat(path).st_uid == uid:
-                        (os.rmdir if name in dirs and not os.path.islink(path) else os.unlink)(path)
-                except OSError:
-                    continue
-            if time.monotonic() > deadline:
-                return
+    pending = list(folders)
+    while pending and time.monotonic() < deadline:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if info.st_uid == uid:
+                    if stat.S_ISDIR(info.st_mode):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+                elif stat.S_ISDIR(info.st_mode) and info.st_mode & 0o002 and folder in folders:
+                    pending.append(entry.path)  # one level down, in a folder anyone may write to
+            except OSError:
+                continue
 
 
 def live_processes_of(uid: int, besides: int | None = None) -> list[int]:
