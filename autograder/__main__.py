@@ -1,4 +1,4 @@
-"""Command line: python -m autograder {demo,grade,grade-all,nbgrader-sync,nbgrader-autograde,gradescope,similarity,canvas-export} ..."""
+"""Command line: python -m autograder {demo,prepare,grade,grade-all,nbgrader-sync,nbgrader-autograde,gradescope,similarity,canvas-export} ..."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--model", help=model_help)
     grade.add_argument("--results", type=Path, help="write Gradescope's results.json here")
     grade.add_argument("--feedback", type=Path, help="write the student's Markdown feedback here")
+    grade.add_argument("--student", help="whose submission it is (default: the folder's name); with the file, it "
+                                         "decides the hidden tests' inputs, so give the name grade-all used to reproduce "
+                                         "its report")
+    grade.add_argument("--inputs-seed", type=int, metavar="N",
+                       help="draw the hidden tests' inputs from seed N (a report's 'hidden inputs seed') instead of "
+                            "the one derived from the student and the file")
     _add_limit_options(grade)
 
     grade_all = commands.add_parser(
@@ -51,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
                                 "the autograder's points for that function in grades.csv and feedback.md on every run "
                                 "(default: OUT/overrides.csv when it exists)")
     _add_limit_options(grade_all)
+
+    prepare = commands.add_parser(
+        "prepare", help="compute the reference's answers for every variant of the hidden tests, ahead of grading",
+        description="Grades the reference solution on every variant of the hidden tests (each submission draws one "
+                    "variant of each test: see autograder/hidden_inputs.py). This stores every answer a later batch "
+                    "needs from the reference (beside the model cache, or in $AUTOGRADER_REFERENCE_STORE), and checks "
+                    "that the reference earns full marks on each variant.",
+        epilog=f"exit status: 0 when the reference earned full marks on every variant; 1 when it did not on some (a "
+               f"bug in the hidden suite: the lines above say where); 2 when it could not start; {GRADER_ERROR_EXIT} "
+               f"when the grader failed")
+    prepare.add_argument("--model", help=model_help)
 
     from . import canvas, gradescope, nbgrader_course, similarity
 
@@ -100,7 +117,8 @@ def _load_grader(args, console, name: str | None = None):
 
     name = name or _check_model(args)
     with console.status(f"Loading {name} ..."):
-        return Grader(name, _limits(args), reuse_reference=not args.fresh_reference)
+        return Grader(name, _limits(args), reuse_reference=not args.fresh_reference,
+                      inputs_seed=getattr(args, "inputs_seed", None))
 
 
 def _grade(args) -> int:
@@ -147,7 +165,7 @@ def _grade(args) -> int:
         with _load_grader(args, console, name) as grader:
             try:
                 with console.status(f"Grading {escape(shown)} ..."):
-                    result = grader.grade(folder, student=student)
+                    result = grader.grade(folder, student=args.student or student)
             except GraderFailure as error:
                 print(f"error: the grader itself failed ({error}); this is not the student's doing and no grade was "
                       f"written: run the command again", file=sys.stderr)
@@ -223,6 +241,45 @@ def _grade_all(args) -> int:
     return status
 
 
+def _prepare(args) -> int:
+    import time
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from .grading import Grader
+    from .sandbox.client import GraderFailure
+
+    console = Console()
+    name = _check_model(args)
+    started = time.monotonic()
+    short = []
+
+    def report_variant(index: int, count: int, result) -> None:
+        missed = [f"{t.function}: {t.name}" for t in result.tests if t.status != "passed"]
+        mark = "[green]full marks[/]" if not missed else f"[red]{result.score:g} / {result.max_score:g}[/]"
+        console.print(f"variant {index + 1} of {count}: reference {mark} ({result.execution_time:.0f} s)")
+        for line in missed:
+            console.print(f"  [red]not passed[/]: {escape(line)}")
+        if missed or result.internal_errors:
+            short.append(index)
+
+    with console.status(f"Loading {name} ..."):
+        grader = Grader(name)
+    with grader:
+        try:
+            grader.prepare(report_variant)
+        except GraderFailure as error:
+            print(f"error: the grader itself failed ({error}); run the command again", file=sys.stderr)
+            return GRADER_ERROR_EXIT
+    console.print(f"prepared in {time.monotonic() - started:.0f} s; stored reference answers: {grader.store.path}")
+    if short:
+        print(f"error: the reference did not earn full marks on variant(s) {', '.join(str(i + 1) for i in short)}: "
+              f"the hidden suite has a bug there (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .interrupts import run_stoppable
 
@@ -239,6 +296,8 @@ def _run(args) -> int:
             return 0
         if args.command == "grade":
             return _grade(args)
+        if args.command == "prepare":
+            return _prepare(args)
         if args.command == "grade-all":
             return _grade_all(args)
         if getattr(args, "handler", None) is not None:

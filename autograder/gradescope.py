@@ -96,10 +96,10 @@ chmod -R a+rX "$HF_HOME" "$AUTOGRADER_CACHE"
 
 # The reference and the hidden suites: root only (student code runs under another uid).
 chmod -R go-rwx "$SOURCE/solutions" "$SOURCE/autograder/suites"
-# The reference's answers to the hidden suite, computed once into the image (owner-only,
-# hidden from student code): each submission's grading then reuses them.
-(cd "$SOURCE" && "$VENV/bin/python" -m autograder grade "$SOURCE/solutions/__ASSIGNMENT__" --model "$MODEL" >/dev/null) \
-  || echo "warning: precomputing the reference answers failed; each submission will compute them" >&2
+# The reference's answers to every variant of the hidden tests, computed once into the
+# image (owner-only, hidden from student code): each submission's grading then reuses them.
+(cd "$SOURCE" && "$VENV/bin/python" -m autograder prepare --model "$MODEL") \
+  || echo "warning: preparing the reference answers failed; each submission will compute what it needs" >&2
 echo "autograder ready (model $MODEL)"
 """
 
@@ -139,8 +139,27 @@ def _script(template: str, model: str) -> str:
             .replace("__TORCH_INDEX__", TORCH_INDEX).replace("__CONSTRAINTS__", CONSTRAINTS))
 
 
-def build_bundle(out_zip: Path, model: str, limits=None) -> Path:
-    """Write Gradescope's autograder zip for grading with `model` (a hub id or an offline name)."""
+def parse_visibility(settings: list[str] | None) -> dict:
+    """``["hidden=after_published", ...]`` -> {group: level}, checked against Gradescope's
+    levels and our groups (`grading.GROUPS`)."""
+    from .grading import GROUPS
+    from .report import VISIBILITY_LEVELS
+
+    chosen = {}
+    for setting in settings or []:
+        group, _, level = setting.partition("=")
+        group, level = group.strip(), level.strip()
+        if group not in GROUPS or level not in VISIBILITY_LEVELS:
+            raise ValueError(f"--visibility {setting!r}: write GROUP=LEVEL with GROUP one of {', '.join(GROUPS)} and LEVEL "
+                             f"one of {', '.join(VISIBILITY_LEVELS)}")
+        chosen[group] = level
+    return chosen
+
+
+def build_bundle(out_zip: Path, model: str, limits=None, visibility: dict | None = None) -> Path:
+    """Write Gradescope's autograder zip for grading with `model` (a hub id or an offline
+    name); `visibility`: group -> Gradescope level, over `report.DEFAULT_VISIBILITY`."""
+    from .report import DEFAULT_VISIBILITY
     from .sandbox.limits import Limits
 
     if Path(model).is_dir():
@@ -152,6 +171,7 @@ def build_bundle(out_zip: Path, model: str, limits=None) -> Path:
         "assignment": assignment.ASSIGNMENT,
         "model": model,
         "limits": dataclasses.asdict(limits),
+        "visibility": DEFAULT_VISIBILITY | (visibility or {}),
         "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "commit": _git_commit(repo),
     }
@@ -180,6 +200,20 @@ def _git_commit(repo: Path) -> str | None:
 
 
 # -- inside Gradescope ----------------------------------------------------------------------
+
+
+def student_id(root: Path) -> str:
+    """Whose submission this is, from Gradescope's submission_metadata.json: the ids of
+    its users (a group's, sorted and joined by '+'). It decides the hidden inputs with the
+    file (`hidden_inputs`), so a resubmission of the same file draws the same ones.
+    "submission" when the metadata is missing or unreadable."""
+    try:
+        users = json.loads((root / "submission_metadata.json").read_text(encoding="utf-8"))["users"]
+        ids = sorted(str(user.get("id") or user.get("email") or "").strip() for user in users if isinstance(user, dict))
+        ids = [i for i in ids if i]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        ids = []
+    return "+".join(ids)[:200] or "submission"
 
 
 def find_submission(folder: Path) -> Path | None:
@@ -264,7 +298,9 @@ def _run(root: Path, started: float) -> int:
         limits = info.get("limits", {})
         timeout = float(limits.get("submission_seconds", Limits().submission_seconds)) + STARTUP_SECONDS
         command = [sys.executable, "-m", "autograder.gradescope", "grade-one", str(folder), "--out", str(out),
-                   "--model", info["model"], "--limits", json.dumps(limits), "--hide", str(root / "results"), "--hide", str(work / "out")]
+                   "--model", info["model"], "--limits", json.dumps(limits), "--student", student_id(root),
+                   "--visibility", json.dumps(info.get("visibility", {})),
+                   "--hide", str(root / "results"), "--hide", str(work / "out")]
         try:
             child = subprocess.run(command, cwd=work, timeout=timeout, stdin=subprocess.DEVNULL)
             code = child.returncode
@@ -284,8 +320,10 @@ def _run(root: Path, started: float) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def grade_one(folder: Path, out: Path, model: str, limits: dict, hide: list[Path]) -> int:
-    """The grading child: grade `folder`, write results.json to `out`; TA notes on stdout."""
+def grade_one(folder: Path, out: Path, model: str, limits: dict, hide: list[Path], *, student: str = "submission",
+              visibility: dict | None = None) -> int:
+    """The grading child: grade `folder` as `student`'s, write results.json to `out` (tests
+    shown at `visibility`); TA notes on stdout."""
     from . import report
     from .grading import Grader
     from .sandbox.limits import Limits
@@ -294,12 +332,14 @@ def grade_one(folder: Path, out: Path, model: str, limits: dict, hide: list[Path
     with Grader(model, Limits(**{k: v for k, v in limits.items() if k in known})) as grader:
         if hasattr(grader, "hidden_paths"):
             grader.hidden_paths += [p.resolve() for p in hide]
-        result = grader.grade(folder, student="submission")
-    results = report.gradescope_results(result)
+        result = grader.grade(folder, student=student)
+    results = report.gradescope_results(result, visibility)
     report.write_json(out, results)
     # stdout is shown to instructors only (stdout_visibility: hidden)
     print(f"graded with {result.metadata.get('model', {}).get('name')}: {result.score:g} / {result.max_score:g}")
     print(f"isolation: {results.get('extra_data', {}).get('isolation')}")
+    inputs = result.metadata.get("hidden_inputs", {})
+    print(f"hidden inputs: seed {inputs.get('seed')} (student {student!r}); draws {json.dumps(inputs.get('draws', {}))}")
     for error in result.internal_errors:
         print(f"grader error: {error}")
     return 0
@@ -317,12 +357,17 @@ def _build_command(args) -> int:
                     memory_bytes=int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else defaults.memory_bytes)
     model = models.resolve_model_name(args.model)
     try:
-        path = build_bundle(args.out, model, limits)
+        path = build_bundle(args.out, model, limits, parse_visibility(args.visibility))
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from .report import DEFAULT_VISIBILITY
+
+    shown = DEFAULT_VISIBILITY | parse_visibility(args.visibility)
     print(f"{path}: Gradescope autograder for {assignment.ASSIGNMENT}, model {model} "
-          f"({path.stat().st_size / 1e6:.1f} MB). Upload it under Configure Autograder -> Zip file upload.")
+          f"({path.stat().st_size / 1e6:.1f} MB); tests shown: "
+          + ", ".join(f"{group} {level}" for group, level in shown.items())
+          + ". Upload it under Configure Autograder -> Zip file upload.")
     return 0
 
 
@@ -331,7 +376,8 @@ def _run_command(args) -> int:
 
 
 def _grade_one_command(args) -> int:
-    return grade_one(args.submission, args.out, args.model, json.loads(args.limits), args.hide or [])
+    return grade_one(args.submission, args.out, args.model, json.loads(args.limits), args.hide or [],
+                     student=args.student, visibility=json.loads(args.visibility))
 
 
 def _add_build(commands, name: str):
@@ -342,6 +388,10 @@ def _add_build(commands, name: str):
     parser.add_argument("--test-timeout", type=float, help="the most seconds one call into student code may take (a call gets 20x the reference's time for the test, at least 10 s)")
     parser.add_argument("--submission-timeout", type=float, help="seconds for all calls of one submission")
     parser.add_argument("--memory-limit-gb", type=float, help="memory beyond the shared model, GiB")
+    parser.add_argument("--visibility", action="append", metavar="GROUP=LEVEL",
+                        help="when students see a group of tests: GROUP public (the tests that mirror the public "
+                             "ones) or hidden (the rest, with inputs drawn per submission); LEVEL visible, hidden, "
+                             "after_due_date or after_published (default: public=visible, hidden=after_due_date)")
     parser.set_defaults(handler=_build_command)
     return parser
 
@@ -364,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--model", required=True)
     one.add_argument("--limits", default="{}")
     one.add_argument("--hide", type=Path, action="append", help="a folder student code must not see")
+    one.add_argument("--student", default="submission", help="whose submission (decides the hidden inputs)")
+    one.add_argument("--visibility", default="{}", help="group -> Gradescope visibility, as JSON")
     one.set_defaults(handler=_grade_one_command)
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -27,6 +27,7 @@ import torch
 
 from . import assignment
 from .feedback import Mismatch, abbreviate, call_text
+from .hidden_inputs import HiddenInputs
 from .reference_store import ReferenceStore, fingerprint, store_dir
 from .sandbox import cgroup, scratch, wire
 from .sandbox.client import GraderFailure, Limits, StudentError, Worker, WorkerFailure, WorkerTimeout, Zygote
@@ -47,8 +48,10 @@ POINTS = {
     "truncate_at_stop": 10,
     "generate_text": 15,
 }
-# The seeds every seeded test uses (recorded in each report, so a regrade can be checked).
-SEEDS = (0, 1, 2024)
+# Groups of hidden tests (the `grades` marker's `group`): "public" ones mirror the public
+# tests on fixed inputs; "hidden" ones draw their inputs per submission (`hidden_inputs`).
+# Gradescope shows each group at the level the bundle sets (`report.DEFAULT_VISIBILITY`).
+GROUPS = ("public", "hidden")
 
 
 # Bounds on a helper call the grading process answers (see `Grader.reference_helper`):
@@ -112,6 +115,7 @@ class TestResult:
     output: str = ""
     seconds: float = 0.0
     kind: str = "substantive"  # or scoring.CHECK: pays only with the function's substantive tests
+    group: str = "hidden"  # see GROUPS
 
 
 @dataclass
@@ -148,11 +152,13 @@ class Grader:
     """Grades submissions one after another with one loaded model."""
 
     def __init__(self, model_name: str, limits: Limits | None = None, *, work_dir: Path | None = None,
-                 reuse_reference: bool = True):
+                 reuse_reference: bool = True, inputs_seed: int | None = None):
         """`reuse_reference`: keep the reference's answers and logits on disk for later
         batches, and serve students' model calls from those logits where they ask for
         exactly the same token sequences (see `sandbox.memo`). False computes everything
-        afresh, in memory only: the same grades, slower."""
+        afresh, in memory only: the same grades, slower. `inputs_seed`: draw every
+        submission's hidden inputs from this seed instead of the one derived from the
+        student and the file (to reproduce a report; see `hidden_inputs`)."""
         import torch
         from transformers import AutoTokenizer
 
@@ -163,6 +169,7 @@ class Grader:
         torch.set_num_threads(1)
         self.limits = limits or Limits()
         self.model_name = model_name
+        self.inputs_seed = inputs_seed
         self.zygote = Zygote(model_name)
         self.model = self.zygote.model
         self.versions = self.zygote.versions
@@ -269,7 +276,6 @@ class Grader:
         return {
             "model": self.model,
             "versions": self.versions,
-            "seeds": list(SEEDS),
             "limits": dataclasses.asdict(self.limits),
             "graded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -284,7 +290,11 @@ class Grader:
             self._reference_worker = None
         self.zygote = Zygote(self.model_name)
 
-    def grade(self, submission_dir: str | Path, student: str | None = None) -> SubmissionResult:
+    def grade(self, submission_dir: str | Path, student: str | None = None, *,
+              every_variant: int | None = None) -> SubmissionResult:
+        """Grade the decoding.py in `submission_dir` as `student`'s (by default the folder's
+        name; with the file it decides the hidden inputs). `every_variant`: give every
+        hidden test that variant instead of drawing one (see `prepare`)."""
         self._ensure_zygote()
         submission_dir = Path(submission_dir)
         student = student or submission_dir.name
@@ -294,6 +304,7 @@ class Grader:
                         helper=self.reference_helper, hidden_paths=tuple(self.hidden_paths),
                         memo=self.store.row if self.reuse_reference else None)
         import_report: dict = {}
+        source = b""
         try:
             try:
                 # The worker imports a copy the grader made: it never opens a path the student
@@ -304,7 +315,9 @@ class Grader:
             else:
                 worker.module_path.write_bytes(source)
                 import_report = worker.start()
-            session = Session(self, worker, import_report)
+            inputs = HiddenInputs.for_submission(assignment.ASSIGNMENT, student, source, self.inputs_seed)
+            inputs.every_variant = every_variant
+            session = Session(self, worker, import_report, inputs)
             _run_suite(session)
             if session.grader_failure is not None:
                 raise session.grader_failure
@@ -316,7 +329,7 @@ class Grader:
             student=student,
             submission=str(submission_dir),
             tests=finished_tests(session),
-            metadata=self.metadata() | {"isolation": import_report.get("isolation", {})},
+            metadata=self.metadata() | {"isolation": import_report.get("isolation", {}), "hidden_inputs": inputs.record()},
             import_report=import_report,
             printed=worker.output(),
             internal_errors=session.internal_errors,
@@ -324,6 +337,23 @@ class Grader:
         )
         shutil.rmtree(folder, ignore_errors=True)
         return result
+
+    def prepare(self, on_variant=None) -> list[SubmissionResult]:
+        """Grade the reference solution on every variant of the hidden tests: this computes
+        (and, with `reuse_reference`, stores) the reference's answers for every input a
+        submission can draw, so a batch after it asks the reference for nothing, and checks
+        that the reference earns full marks on each variant (a variant where it does not
+        is a bug in the suite, unfair to every student who draws it).
+        `on_variant(index, count, result)` is called after each."""
+        results: list[SubmissionResult] = []
+        count = 1
+        while len(results) < count:
+            result = self.grade(assignment.REFERENCE_PATH.parent, student="reference", every_variant=len(results))
+            count = max(count, int(result.metadata["hidden_inputs"].get("variants") or 1))
+            results.append(result)
+            if on_variant is not None:
+                on_variant(len(results) - 1, count, result)
+        return results
 
     def close(self) -> None:
         if self._reference_worker is not None:
@@ -341,13 +371,13 @@ class Grader:
 class Session:
     """What the hidden suite sees while grading one submission."""
 
-    def __init__(self, grader: Grader, worker: Worker, import_report: dict):
+    def __init__(self, grader: Grader, worker: Worker, import_report: dict, inputs: HiddenInputs):
         self.grader = grader
         self.worker = worker
         self.import_report = import_report
         self.tokenizer = grader.tokenizer
         self.reference = grader.reference
-        self.seeds = SEEDS
+        self.inputs = inputs  # the hidden tests draw prompts, seeds and lengths from it
         self.model_name = grader.model["name"]
         self.results: list[TestResult] = []
         self.internal_errors: list[str] = []
@@ -480,10 +510,13 @@ class GradingPlugin:
             if mark is None:
                 raise RuntimeError(f"hidden test {item.nodeid} has no grades() marker")
             function, weight = mark.args[0], float(mark.kwargs.get("weight", 1.0))
-            marks[item.nodeid] = (function, weight, mark.kwargs.get("kind", "substantive"))
+            group = mark.kwargs.get("group", "hidden")
+            if group not in GROUPS:
+                raise RuntimeError(f"hidden test {item.nodeid}: group {group!r} is not one of {GROUPS}")
+            marks[item.nodeid] = (function, weight, mark.kwargs.get("kind", "substantive"), group)
             weights[function] = weights.get(function, 0.0) + weight
-        for nodeid, (function, weight, kind) in marks.items():
-            self._max[nodeid] = (function, POINTS[function] * weight / weights[function], kind)
+        for nodeid, (function, weight, kind, group) in marks.items():
+            self._max[nodeid] = (function, POINTS[function] * weight / weights[function], kind, group)
 
     def pytest_runtest_setup(self, item):
         self.session.begin_test()
@@ -494,9 +527,9 @@ class GradingPlugin:
         report = outcome.get_result()
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
-        function, max_score, kind = self._max[item.nodeid]
+        function, max_score, kind, group = self._max[item.nodeid]
         result = TestResult(name=_display_name(item), function=function, max_score=max_score, seconds=round(call.duration, 3),
-                            kind=kind)
+                            kind=kind, group=group)
         if report.passed:
             result.score, result.status = max_score, "passed"
         else:

@@ -19,6 +19,7 @@ import torch
 
 from . import assignment
 from .grading import GradingPlugin, Session, SubmissionResult, finished_tests
+from .hidden_inputs import HiddenInputs
 from .sandbox import wire
 from .sandbox.client import StudentError
 from .sandbox.stubs import ScriptedModel
@@ -102,6 +103,8 @@ def pytest_addoption(parser):
     group.addoption("--submission", help="folder holding the student's decoding.py")
     group.addoption("--model", default=None, help="model name (default: $AUTOGRADER_MODEL or the real model)")
     group.addoption("--naive-json", default=None, help="write the per-test results here")
+    group.addoption("--student", default=None, help="whose submission it is (default: the folder's name); "
+                    "with the file, it decides the hidden inputs, as in the sandboxed grader")
 
 
 def pytest_configure(config):
@@ -111,9 +114,12 @@ def pytest_configure(config):
         return
     started = time.monotonic()
     grader = InProcessGrader(resolve_model_name(config.getoption("--model")))
-    path = Path(config.getoption("--submission")) / assignment.SUBMISSION_FILE
+    folder = Path(config.getoption("--submission"))
+    path = folder / assignment.SUBMISSION_FILE
     worker = InProcessWorker(path, grader.model_obj, grader.tokenizer, grader.reference)
-    session = Session(grader, worker, worker.start())
+    source = path.read_bytes() if path.is_file() else b""
+    inputs = HiddenInputs.for_submission(assignment.ASSIGNMENT, config.getoption("--student") or folder.name, source)
+    session = Session(grader, worker, worker.start(), inputs)
     plugin = GradingPlugin(session)
     config.pluginmanager.register(plugin, "autograder-naive-grading")
     plugin.pytest_configure(config)

@@ -36,6 +36,11 @@ ISOLATION_NOTE = (
 # grades.csv: the grade columns, then where the grade came from (so a regrade can be checked).
 PROVENANCE_COLUMNS = ("model", "model_revision", "torch", "transformers", "graded_at")
 GRADES_COLUMNS = ("student", "total", *POINTS, "status", *PROVENANCE_COLUMNS)
+# Gradescope's visibility levels (its results.json spec) and the default for each group of
+# hidden tests (`grading.GROUPS`): the tests that mirror the public ones are shown at once;
+# the others, with their inputs, once the due date has passed. A bundle can set others.
+VISIBILITY_LEVELS = ("visible", "hidden", "after_due_date", "after_published")
+DEFAULT_VISIBILITY = {"public": "visible", "hidden": "after_due_date"}
 GRADER_ERROR = "grader error"  # how a grades.csv status starts when grading failed somewhere
 MAX_JSON_DEPTH = 200
 _REPR = reprlib.Repr()
@@ -165,7 +170,17 @@ def _printed(result: SubmissionResult) -> dict[str, str]:
 def _provenance(metadata) -> str:
     model, versions = _get(metadata, "model", {}), _get(metadata, "versions", {})
     return (f"{brief(_get(model, 'name'))} (revision {brief(_get(model, 'revision'))}), torch {brief(_get(versions, 'torch'))}, "
-            f"transformers {brief(_get(versions, 'transformers'))}, seeds {brief(_get(metadata, 'seeds'))}")
+            f"transformers {brief(_get(versions, 'transformers'))}, hidden inputs {_inputs_text(metadata)}")
+
+
+def _inputs_text(metadata) -> str:
+    """How the hidden inputs were drawn, for the record: "seed N" (and, for a given seed, so)."""
+    inputs = _get(metadata, "hidden_inputs", {})
+    seed = _get(inputs, "seed") if isinstance(inputs, dict) else None
+    if seed is None:
+        return "fixed"
+    given = isinstance(inputs.get("derived_from"), dict) and inputs["derived_from"].get("given")
+    return f"seed {brief(seed, 30)}" + (" (given)" if given else "")
 
 
 def summary_text(result: SubmissionResult) -> str:
@@ -177,7 +192,7 @@ def summary_text(result: SubmissionResult) -> str:
         lines.append(f"Your code printed on {name} (first lines):\n{text}")
     model = _get(result.metadata, "model", {})
     lines.append(f"Graded with {brief(_get(model, 'name'))} (revision {brief(_get(model, 'revision'))}); "
-                 f"seeds {brief(_get(result.metadata, 'seeds'))}.")
+                 f"hidden inputs {_inputs_text(result.metadata)}.")
     return clean_text("\n\n".join(lines))
 
 
@@ -188,10 +203,13 @@ def _shown_tests(result: SubmissionResult) -> list[dict]:
     rows: list[dict] = []
     for test in result.tests:
         row = {"function": test.function, "name": test.name, "score": _number(test.score),
-               "max_score": _number(test.max_score), "status": test.status, "output": test.output, "count": 1}
+               "max_score": _number(test.max_score), "status": test.status, "output": test.output, "count": 1,
+               "group": getattr(test, "group", "hidden")}
         last = rows[-1] if rows else None
         if (last and str(test.output).startswith("Not run:") and last["output"] == test.output
                 and last["function"] == test.function):
+            # a row of tests not run shows no test's inputs: it is shown as its most visible member
+            last["group"] = "public" if "public" in (last["group"], row["group"]) else last["group"]
             last["count"] += 1
             last["score"] = round(last["score"] + row["score"], 2)
             last["max_score"] = round(last["max_score"] + row["max_score"], 2)
@@ -201,10 +219,17 @@ def _shown_tests(result: SubmissionResult) -> list[dict]:
     return rows
 
 
-def gradescope_results(result: SubmissionResult) -> dict:
+def visibility_for(group: str, visibility: dict | None = None) -> str:
+    """The Gradescope visibility of a test of `group` (unknown groups: as "hidden" ones)."""
+    levels = DEFAULT_VISIBILITY | (visibility or {})
+    return levels.get(group, levels["hidden"])
+
+
+def gradescope_results(result: SubmissionResult, visibility: dict | None = None) -> dict:
     """Gradescope's results.json: https://gradescope-autograders.readthedocs.io/en/latest/specs/
 
-    Always plain, JSON-safe data (see `json_safe`): scores are finite numbers."""
+    `visibility`: group -> Gradescope level, over `DEFAULT_VISIBILITY`. Always plain,
+    JSON-safe data (see `json_safe`): scores are finite numbers."""
     extra = {"student": result.student, "metadata": result.metadata, "isolation": isolation_text(result)}
     if result.internal_errors:  # the count only: the details are the TA's (grader-error.txt)
         extra["grader_errors"] = len(result.internal_errors)
@@ -221,8 +246,8 @@ def gradescope_results(result: SubmissionResult) -> dict:
                 "max_score": test["max_score"],
                 "status": "passed" if test["status"] == "passed" else "failed",  # Gradescope knows these two
                 "output": test["output"],
-                "visibility": "visible",
-                "tags": [test["function"]],
+                "visibility": visibility_for(test["group"], visibility),
+                "tags": [test["function"], test["group"]],
             }
             for test in _shown_tests(result)
         ],

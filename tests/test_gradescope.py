@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment, gradescope
-from autograder.grading import POINTS
+from autograder import assignment, gradescope, report
+from autograder.grading import GROUPS, POINTS
 
 REPO = Path(__file__).resolve().parent.parent
 BUGGY = REPO / "tests" / "submissions" / "top_p_off_by_one"
@@ -38,8 +38,8 @@ def check_schema(data: dict) -> None:
     for test in data["tests"]:
         assert set(test) >= {"name", "score", "max_score", "status", "output", "visibility", "tags"}
         assert isinstance(test["name"], str) and isinstance(test["output"], str) and isinstance(test["tags"], list)
-        assert test["status"] in ("passed", "failed") and test["visibility"] == "visible"
-        assert test["tags"][0] in POINTS and 0 <= test["score"] <= test["max_score"] + 1e-9
+        assert test["status"] in ("passed", "failed") and test["visibility"] in report.VISIBILITY_LEVELS
+        assert test["tags"][0] in POINTS and test["tags"][1] in GROUPS and 0 <= test["score"] <= test["max_score"] + 1e-9
     assert sum(t["max_score"] for t in data["tests"]) == pytest.approx(sum(POINTS.values()))
     assert data["score"] == pytest.approx(sum(t["score"] for t in data["tests"]), abs=1e-3)
 
@@ -84,7 +84,8 @@ def test_bundle_layout(bundle):
     assert "torch==2.13.0" in setup and "download.pytorch.org/whl/cpu" in setup
     assert setup.index("torch==2.13.0") < setup.index("-e \"$SOURCE\"")  # torch first
     # the reference's answers are computed into the image, after the cache is opened up to everyone
-    assert setup.index("chmod -R a+rX") < setup.index('-m autograder grade "$SOURCE/solutions/basic_prompting"')
+    assert setup.index("chmod -R a+rX") < setup.index('-m autograder prepare --model "$MODEL"')
+    assert info["visibility"] == report.DEFAULT_VISIBILITY
     assert subprocess.run(["bash", "-n"], input=setup, text=True).returncode == 0
 
 
@@ -113,6 +114,24 @@ def test_run_autograder(tmp_path, bundle, kind):
     text = json.dumps({k: v for k, v in data.items() if k != "extra_data"})
     for leak in ("mass_before", "grading.student(", "def test_"):
         assert leak not in text
+
+
+def test_visibility_per_group_and_inputs_per_student(tmp_path):
+    """A bundle built with other visibility levels writes them per test; the student's
+    Gradescope id (with the file) decides the hidden inputs."""
+    built = gradescope.build_bundle(tmp_path / "custom.zip", "tiny-qwen3",
+                                    visibility=gradescope.parse_visibility(["hidden=after_published", "public=hidden"]))
+    root = gradescope_root(tmp_path, built, BUGGY.joinpath("decoding.py").read_text())
+    (root / "submission_metadata.json").write_text(json.dumps({"id": 99, "users": [{"id": "4321", "email": "b@x"},
+                                                                                     {"id": "1234", "email": "a@x"}]}))
+    data, done = run_autograder(root)
+    check_schema(data)
+    assert {(t["tags"][1], t["visibility"]) for t in data["tests"]} == {("public", "hidden"), ("hidden", "after_published")}
+    inputs = data["extra_data"]["metadata"]["hidden_inputs"]
+    assert inputs["derived_from"]["student"] == "1234+4321" and inputs["draws"]
+    assert f"hidden inputs: seed {inputs['seed']}" in done.stdout  # the TA-only log
+    with pytest.raises(ValueError, match="GROUP=LEVEL"):
+        gradescope.parse_visibility(["hidden=later"])
 
 
 def test_run_autograder_without_decoding_py(tmp_path, bundle):

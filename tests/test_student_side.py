@@ -466,7 +466,7 @@ def test_student_folder_has_nothing_from_the_hidden_suites():
     suite_files = sorted(SUITES_DIR.glob("*.py"))
     assert not {path.name for path in suite_files if path.name.startswith("test_")} & set(student_files())
     # The lecture's own prompts may appear in the notebook and the explorer; nothing else may.
-    lecture = set(common.PROMPTS) | {"\ndef factorial("}
+    lecture = {pool[0] for pool in common.PROMPT_POOLS.values()} | {"\ndef factorial("}
     contract = assignment.SKELETON_PATH.read_text(encoding="utf-8")  # public: hidden docstrings may quote it
     hidden = {constant for path in suite_files for constant in _constants(path, 12)
               if constant not in lecture and constant not in contract}
@@ -483,7 +483,8 @@ def test_public_tests_share_no_input_with_the_hidden_suites():
 
     public = STUDENT_DIR / "test_public.py"
     text = public.read_text(encoding="utf-8")
-    for prompt in [*common.PROMPTS, "hello hello", "\ndef factorial("]:
+    pools = [prompt for pool in common.PROMPT_POOLS.values() for prompt in pool]
+    for prompt in [*pools, "hello hello", "\ndef factorial("]:
         assert repr(prompt) not in text and f'"{prompt}"' not in text, prompt
     hidden = set().union(*(_constants(path, 5) for path in SUITES_DIR.glob("*.py")))
     assert not hidden & _constants(public, 5)

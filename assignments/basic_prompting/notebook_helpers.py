@@ -15,6 +15,7 @@ see in the notebook comes from *your* `decoding.py`. This module only
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import traceback
@@ -124,6 +125,47 @@ def token_text(tokenizer, token_id: int) -> str:
     return repr(tokenizer.decode([int(token_id)]))
 
 
+@functools.lru_cache(maxsize=1)
+def _drawable_characters() -> frozenset[int] | None:
+    """The code points matplotlib's fonts can draw (its default font, plus a CJK font when
+    this machine has one: `_fonts`), or None when that cannot be found out."""
+    try:
+        from matplotlib import font_manager
+        from matplotlib.ft2font import FT2Font
+
+        points: set[int] = set()
+        for family in _fonts():
+            points |= set(FT2Font(font_manager.findfont(family, fallback_to_default=False)).get_charmap())
+        return frozenset(points)
+    except Exception:  # noqa: BLE001 - a chart without this check still works
+        return None
+
+
+# Fonts that have CJK glyphs, by platform; the first one installed is added after the default.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+             "Droid Sans Fallback", "Microsoft YaHei", "PingFang SC", "Hiragino Sans GB", "Arial Unicode MS")
+
+
+@functools.lru_cache(maxsize=1)
+def _fonts() -> tuple[str, ...]:
+    """Font families for token labels: matplotlib's default, then a CJK one if installed."""
+    from matplotlib import font_manager, rcParams
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    default = rcParams["font.sans-serif"][0] if rcParams["font.sans-serif"] else "DejaVu Sans"
+    return (default, *[name for name in CJK_FONTS if name in installed][:1])
+
+
+def label_text(tokenizer, token_id: int) -> str:
+    """A token for a chart label: its repr, with characters no installed font can draw
+    written as escapes (\\u4e16) instead of boxes, and its id below."""
+    text = token_text(tokenizer, token_id)
+    drawable = _drawable_characters()
+    if drawable is not None:
+        text = "".join(c if ord(c) < 128 or ord(c) in drawable else ascii(c)[1:-1] for c in text)
+    return f"{text}\n{int(token_id)}"
+
+
 def top_tokens(tokenizer, probs: torch.Tensor, k: int = 10) -> list[tuple[int, str, float]]:
     """The k most likely tokens as (id, text, probability)."""
     values, ids = torch.topk(probs.detach().float(), min(k, probs.numel()))
@@ -142,16 +184,25 @@ def bar_chart(tokenizer, distributions: Mapping[str, torch.Tensor], ids: list[in
     """A grouped bar chart of several distributions over the same tokens (a matplotlib Figure)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.8))
+    fig = Figure(figsize=(9, 4.2))
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(distributions))
+    shown = []
     for n, (label, probs) in enumerate(distributions.items()):
         heights = [float(probs[i]) for i in ids]
+        shown += [h for h in heights if h > 0]
         ax.bar([x + n * width for x in range(len(ids))], heights, width=width, label=label)
     ax.set_xticks([x + width * (len(distributions) - 1) / 2 for x in range(len(ids))])
-    ax.set_xticklabels([token_text(tokenizer, i) for i in ids], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("probability")
-    ax.set_ylim(0, 1)
+    ax.set_xticklabels([label_text(tokenizer, i) for i in ids], rotation=45, ha="right", fontsize=8,
+                       fontfamily=list(_fonts()))
+    if shown and max(shown) > 100 * min(shown):
+        # e.g. t = 500 next to t = 1: on a linear axis the flat distribution's bars vanish
+        ax.set_yscale("log")
+        ax.set_ylim(min(shown) / 2, 1.5)
+        ax.set_ylabel("probability (log scale)")
+    else:
+        ax.set_ylim(0, max(shown, default=1.0) * 1.15)
+        ax.set_ylabel("probability")
     if distributions:
         ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
@@ -178,6 +229,15 @@ def show(fig) -> None:
     display(Image(buffer.getvalue()))
 
 
+def prompt_tail(prompt: str, width: int = 40) -> str:
+    """The end of `prompt`, at most `width` characters, cut at a word boundary ("..." first)."""
+    if len(prompt) <= width:
+        return prompt
+    tail = prompt[-(width - 3):]
+    cut = tail.find(" ")
+    return "..." + (tail[cut:] if 0 <= cut < len(tail) - 1 else tail)
+
+
 def next_token_logits(model, tokenizer, prompt: str) -> torch.Tensor:
     """The model's scores for the token after `prompt`: shape (vocab_size,), float32."""
     inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
@@ -201,6 +261,7 @@ class Explorer:
       total probability at this temperature, before renormalising: at least top_p);
     * ``samples``: continuations from ``sample_decode`` with seeds seed, seed+1, ...;
     * ``missing``: functions still to implement; ``errors``: functions that raised;
+      ``notices``: what to do first (an empty prompt);
     * ``reloaded``: whether this update first reloaded `decoding.py` (it had changed on disk).
 
     Every update first checks whether the student's file changed since it was last
@@ -264,7 +325,7 @@ class Explorer:
         summary: dict[str, Any] = {
             "prompt": prompt, "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed),
             "tokens": [], "nucleus_size": None, "nucleus_mass": None, "samples": [], "missing": [], "errors": {},
-            "reloaded": False,
+            "notices": [], "reloaded": False,
         }
         try:
             summary["reloaded"] = self.reload_if_changed()
@@ -272,7 +333,7 @@ class Explorer:
             summary["errors"][STUDENT_FILE] = (f"{type(error).__name__}: {error} (fix and save it; until then "
                                                f"the explorer uses the code it loaded before)")
         if not prompt:
-            summary["errors"]["prompt"] = "type a prompt first"
+            summary["notices"].append("Type a prompt first.")
             return self._draw(summary, {}, []), summary
         logits = self.logits(prompt)
         plain = self._attempt(summary, "softmax", logits)
@@ -307,12 +368,13 @@ class Explorer:
         return self._draw(summary, distributions, ids), summary
 
     def _draw(self, summary: dict, distributions: dict, ids: list[int]):
-        title = f"Next token after {summary['prompt'][-40:]!r}"
+        title = f"Next token after {prompt_tail(summary['prompt'])!r}"
         if summary["nucleus_size"] is not None:
             title += f"\nnucleus: {summary['nucleus_size']} token(s) holding {summary['nucleus_mass']:.3f} of the probability"
         fig = bar_chart(self.tokenizer, distributions, ids, title)
         # Plain text: the default font has no emoji.
-        notes = [f"`{name}` is not implemented yet: implement it next in {STUDENT_FILE}" for name in summary["missing"]]
+        notes = list(summary["notices"])
+        notes += [f"`{name}` is not implemented yet: implement it next in {STUDENT_FILE}" for name in summary["missing"]]
         notes += [f"{name} raised {message}" for name, message in summary["errors"].items()]
         if notes:
             fig.axes[0].text(0.5, 0.5, "\n".join(notes), transform=fig.axes[0].transAxes, ha="center", va="center",
@@ -329,6 +391,7 @@ class Explorer:
                          f"(top_p = {summary['top_p']:.2f}, t = {summary['temperature']:.3g})")
         for n, text in enumerate(summary["samples"]):
             lines.append(f"sample (seed {summary['seed'] + n}): {summary['prompt']!r} + {text!r}")
+        lines += summary["notices"]
         lines += [not_implemented_message(name) for name in summary["missing"]]
         lines += [f"⚠ {name} raised {message}" for name, message in summary["errors"].items()]
         return "\n".join(lines)
@@ -340,15 +403,16 @@ class Explorer:
         """
         import ipywidgets as widgets
 
+        label_width = {"description_width": "initial"}  # the whole word "temperature", not "temperat..."
         controls = {
             "prompt": widgets.Text(value=prompt, description="prompt", continuous_update=False,
                                    layout=widgets.Layout(width="95%")),
             # A log scale reaches both 0.05 (almost greedy) and the lecture's 500 (almost uniform).
             "temperature": widgets.FloatLogSlider(value=temperature, base=10, min=-1.5, max=2.7, step=0.05,
-                                                  description="temperature", continuous_update=False),
+                                                  description="temperature", continuous_update=False, style=label_width),
             "top_p": widgets.FloatSlider(value=top_p, min=0.01, max=1.0, step=0.01, description="top_p",
-                                         continuous_update=False),
-            "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed"),
+                                         continuous_update=False, style=label_width),
+            "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=label_width),
         }
 
         def draw(prompt, temperature, top_p, seed):

@@ -7,15 +7,46 @@ import torch
 from autograder import checks
 from autograder.feedback import Mismatch, abbreviate, call_text, mismatch, top_tokens, type_problem
 
-# The lecture's prompts and a few more; short, so a correct no-cache loop stays quick
-# on the real model.
+# Each hidden test that asks the model comes in VARIANTS variants; a submission gets one
+# of each, drawn from its seed (`hidden_inputs`), so answers copied from one report do not
+# fit the next submission. Variant i of a test takes the i-th entry of the pools below
+# (its prompt of the kind it needs, its seed, its length). The prompts of a kind test the
+# same behaviours; all are short, so a correct no-cache loop stays quick on the real
+# model. The first of each kind is the lecture's: `fixed_prompt` gives it to the tests
+# whose inputs are public anyway (group "public").
+VARIANTS = 6
 LECTURE_PROMPT = "Shakespeare was a great"
-PROMPTS = [
-    LECTURE_PROMPT,
-    "def factorial(",
-    "Tell me why this person is famous\n\nShakespeare:",
-    "Review: It is not being improved despite promises by Paradox.\nDecision: bad\n\nReview: I dont care what everyone says i loved playing the campaign.\nDecision:",
-]
+_FEW_SHOT = "Review: It is not being improved despite promises by Paradox.\nDecision: bad\n\nReview: "
+PROMPT_POOLS = {
+    "lecture": (LECTURE_PROMPT, "The city of Rome is famous for", "Albert Einstein was a famous", "The best way to learn a language is",
+                "The old lighthouse keeper said", "My favourite season of the year is"),
+    "code": ("def factorial(", "def fibonacci(n):", "while True:", "for i in range(", "class Stack:", "def is_prime(n):"),
+    "question": tuple(f"Tell me why this person is famous\n\n{name}:"
+                      for name in ("Shakespeare", "Marie Curie", "Isaac Newton", "Ada Lovelace", "Mozart", "Frida Kahlo")),
+    "few-shot": (_FEW_SHOT + "I dont care what everyone says i loved playing the campaign.\nDecision:",
+                 *(_FEW_SHOT + "I dont care what everyone says i loved playing the campaign.\nDecision: good\n\n"
+                   f"Review: {review}\nDecision:"
+                   for review in ("Crashes every ten minutes, refunded.", "Best strategy game I have played in years.",
+                                  "The story drags but the combat is great fun.", "Boring after the first hour.",
+                                  "Too expensive for what it offers."))),
+}
+# Seeds for torch.manual_seed / torch.Generator, one per variant.
+SEED_POOL = (1009, 2024, 31337, 4242, 777, 65537)
+assert all(len(pool) == VARIANTS for pool in (*PROMPT_POOLS.values(), SEED_POOL))
+
+
+def draw(grading, test: str) -> int:
+    """The variant of the hidden test called `test` that this submission gets."""
+    return grading.inputs.variant(test, VARIANTS)
+
+
+def draw_prompt(grading, test: str, kind: str) -> str:
+    """The prompt of `kind` for this submission's variant of `test`."""
+    return PROMPT_POOLS[kind][draw(grading, test)]
+
+
+def fixed_prompt(kind: str) -> str:
+    return PROMPT_POOLS[kind][0]
 
 
 def model_logits(grading, prompt: str) -> torch.Tensor:

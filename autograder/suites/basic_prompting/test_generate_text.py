@@ -9,9 +9,13 @@ from autograder.sandbox.wire import MODEL, TOKENIZER, EosAfter, Seeded
 
 from autograder.suites.basic_prompting.common import (
     INDENT,
-    PROMPTS,
+    PROMPT_POOLS,
+    SEED_POOL,
     abbreviate,
     call_text,
+    draw,
+    draw_prompt,
+    fixed_prompt,
     mismatch,
     text_divergence,
     type_problem,
@@ -50,10 +54,11 @@ def _expected_ids(grading, prompt: str, kwargs: dict) -> list[int] | None:
 
 
 @pytest.mark.grades("generate_text", weight=2)
-@pytest.mark.parametrize("prompt", PROMPTS[:2], ids=["lecture", "code"])
-def test_greedy_without_stops(grading, prompt):
+@pytest.mark.parametrize("kind", ["lecture", "code"])
+def test_greedy_without_stops(grading, kind):
     """temperature=0 gives the greedy continuation"""
-    check_text(grading, prompt, "temperature 0 means greedy decoding; return tokenizer.decode(new_ids)", max_new_tokens=10)
+    check_text(grading, draw_prompt(grading, f"generate_text.greedy.{kind}", kind),
+               "temperature 0 means greedy decoding; return tokenizer.decode(new_ids)", max_new_tokens=10)
 
 
 @pytest.mark.grades("generate_text", weight=2)
@@ -78,9 +83,15 @@ def _two_token_stop(grading, prompt: str, n: int) -> str | None:
 @pytest.mark.grades("generate_text", weight=3)
 def test_stop_spanning_two_tokens(grading):
     """A stop sequence that spans two tokens"""
-    prompt = PROMPTS[0]
-    stop = _two_token_stop(grading, prompt, 12)
-    if stop is None:
+    pool = PROMPT_POOLS["lecture"]
+    start = draw(grading, "generate_text.two_token_stop")
+    # the drawn prompt, or the next one whose continuation has such a stop (all the
+    # prompts of a kind should; this keeps a model where one does not gradable)
+    for prompt in pool[start:] + pool[:start]:
+        stop = _two_token_stop(grading, prompt, 12)
+        if stop is not None:
+            break
+    else:
         pytest.fail("could not build a two-token stop sequence on this model; the TA should check the model")
     check_text(grading, prompt, HINT_STOP, max_new_tokens=12, stop=[stop])
 
@@ -108,7 +119,7 @@ def _scripted_stop(grading, case: str, budget: int) -> tuple[list[int], str]:
     decode = grading.tokenizer.decode
     if case == "one token":
         # the greedy continuation of another prompt; the stop is one of its tokens
-        continuation = grading.ref("greedy_decode", MODEL, TOKENIZER, PROMPTS[0], budget)
+        continuation = grading.ref("greedy_decode", MODEL, TOKENIZER, draw_prompt(grading, "generate_text.one_token_stop", "lecture"), budget)
         k = next((j for j in range(3, len(continuation)) if decode(continuation[j:j + 1]).strip()
                   and continuation[j] != grading.tokenizer.eos_token_id), None)
         if k is None or k + 4 > len(continuation):
@@ -132,7 +143,7 @@ def test_stops_generating_at_the_stop(grading, case):
     # The model here follows a continuation that only the grader knows and the grader sees
     # which of its tokens were asked for: generating past the stop shows, whatever the
     # submission's process reports or patches.
-    prompt, budget = PROMPTS[2], 30
+    prompt, budget = draw_prompt(grading, f"generate_text.stops_generating.{case}", "question"), 30
     continuation, stop = _scripted_stop(grading, case, budget)
     decode = grading.tokenizer.decode
     first = next(j for j in range(len(continuation)) if stop in decode(continuation[: j + 1]))
@@ -167,7 +178,7 @@ MULTIBYTE_TEXT = " café 🙂 東京 ✨ 你好, 世界! naïve 😀 Ω≈ç"
 @pytest.mark.grades("generate_text", weight=2)
 def test_characters_split_across_tokens(grading):
     """Characters split across tokens (emoji, CJK) come out whole"""
-    prompt = PROMPTS[0]
+    prompt = draw_prompt(grading, "generate_text.split_characters", "lecture")
     decode = grading.tokenizer.decode
     continuation = grading.tokenizer(MULTIBYTE_TEXT, add_special_tokens=False)["input_ids"]
     if not any("\ufffd" in decode([t]) for t in continuation) or "\ufffd" in decode(continuation):
@@ -189,10 +200,10 @@ def test_characters_split_across_tokens(grading):
                                   "a character's bytes can be split over several tokens")
 
 
-@pytest.mark.grades("generate_text", weight=1.5, kind="check")
+@pytest.mark.grades("generate_text", weight=1.5, kind="check", group="public")
 def test_stop_at_position_zero(grading):
     """A stop sequence at the very start gives ''"""
-    prompt = PROMPTS[1]
+    prompt = fixed_prompt("code")
     first = grading.tokenizer.decode(grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, 1))
     check_text(grading, prompt, HINT_STOP, max_new_tokens=8, stop=["@@never@@", first[:1]])
 
@@ -200,14 +211,16 @@ def test_stop_at_position_zero(grading):
 @pytest.mark.grades("generate_text", weight=2)
 def test_sampling_with_generator(grading):
     """temperature > 0 samples like sample_decode (explicit generator)"""
-    check_text(grading, PROMPTS[2], "temperature > 0 means sampling with temperature and top_p, drawing from `generator`",
-               max_new_tokens=10, temperature=0.9, top_p=0.95, generator=Seeded(grading.seeds[1]))
+    variant = draw(grading, "generate_text.sampling")
+    check_text(grading, PROMPT_POOLS["question"][variant],
+               "temperature > 0 means sampling with temperature and top_p, drawing from `generator`",
+               max_new_tokens=10, temperature=0.9, top_p=0.95, generator=Seeded(SEED_POOL[variant]))
 
 
 @pytest.mark.grades("generate_text", weight=1.5)
 def test_keeps_eos_as_decode_gives_it(grading):
     """eos ends the text and stays in it, as decode gives it"""
-    prompt = PROMPTS[1]
+    prompt = draw_prompt(grading, "generate_text.keeps_eos", "code")
     model = EosAfter(len(grading.prompt_ids(prompt)), 3)  # the model, but eos is the argmax at new token 3
     expected = grading.ref("generate_text", model, TOKENIZER, prompt, max_new_tokens=10)
     got = grading.student("generate_text", model, TOKENIZER, prompt, max_new_tokens=10)
@@ -216,7 +229,7 @@ def test_keeps_eos_as_decode_gives_it(grading):
                        repr(expected), abbreviate(got, 200), "stop at eos and decode all new ids, special tokens included")
 
 
-@pytest.mark.grades("generate_text", weight=1, kind="check")
+@pytest.mark.grades("generate_text", weight=1, kind="check", group="public")
 def test_no_new_tokens(grading):
     """max_new_tokens=0 gives ''"""
     got = grading.student("generate_text", MODEL, TOKENIZER, "hello", max_new_tokens=0)
@@ -232,7 +245,7 @@ BAD_ARGUMENTS = {
 }
 
 
-@pytest.mark.grades("generate_text", weight=0.25, kind="check")
+@pytest.mark.grades("generate_text", weight=0.25, kind="check", group="public")
 @pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
 def test_rejects_bad_arguments(grading, case):
     """ValueError for a negative temperature, an empty stop sequence, or top_p outside (0, 1] when sampling"""

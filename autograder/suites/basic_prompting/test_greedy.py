@@ -6,17 +6,20 @@ import pytest
 
 from autograder.sandbox.wire import MODEL, TOKENIZER, EosAfter
 
-from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, check_ids, mismatch, type_problem
+from autograder.suites.basic_prompting.common import abbreviate, call_text, check_ids, draw, draw_prompt, fixed_prompt, PROMPT_POOLS, mismatch, type_problem
 
 HINT = "take the argmax of the logits at the LAST position, append it, and run the model again on the longer sequence"
-CASES = {"lecture": (PROMPTS[0], 12), "code": (PROMPTS[1], 8), "question": (PROMPTS[2], 6), "few-shot": (PROMPTS[3], 3)}
+# The number of new tokens per kind of prompt, one per variant (see common.VARIANTS).
+LENGTHS = {"lecture": (12, 10, 13, 11, 14, 12), "code": (8, 6, 9, 7, 10, 8), "question": (6, 5, 7, 8, 6, 5),
+           "few-shot": (3, 2, 4, 3, 2, 4)}
 
 
 @pytest.mark.grades("greedy_decode", weight=2)
-@pytest.mark.parametrize("case", list(CASES))
-def test_matches_reference(grading, case):
+@pytest.mark.parametrize("kind", list(LENGTHS))
+def test_matches_reference(grading, kind):
     """Same tokens as greedy decoding with generate()"""
-    prompt, n = CASES[case]
+    variant = draw(grading, f"greedy.matches.{kind}")
+    prompt, n = PROMPT_POOLS[kind][variant], LENGTHS[kind][variant]
     expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, n)
     got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, n)
     check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, n), {}), prompt, got, expected, greedy=True, hint=HINT)
@@ -31,8 +34,8 @@ def test_single_token(grading):
     check_ids(grading, call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 1), {}), prompt, got, expected, greedy=True, hint=HINT)
 
 
-def check_stops_at_eos(grading, k: int) -> None:
-    prompt, budget = PROMPTS[0], 12
+def check_stops_at_eos(grading, prompt: str, k: int) -> None:
+    budget = 12
     model = EosAfter(len(grading.prompt_ids(prompt)), k)  # the model, but eos is the argmax at new token k
     expected = grading.ref("greedy_decode", model, TOKENIZER, prompt, budget)
     got = grading.student("greedy_decode", model, TOKENIZER, prompt, budget)
@@ -45,18 +48,18 @@ def check_stops_at_eos(grading, k: int) -> None:
 @pytest.mark.parametrize("k", [4], ids=["fifth token"])
 def test_stops_at_eos(grading, k):
     """Stops right after emitting eos, and keeps it"""
-    check_stops_at_eos(grading, k)
+    check_stops_at_eos(grading, draw_prompt(grading, f"greedy.stops_at_eos.{k}", "lecture"), k)
 
 
 # eos at the very first new token: the constant [tokenizer.eos_token_id] passes it.
-@pytest.mark.grades("greedy_decode", weight=1.5, kind="check")
+@pytest.mark.grades("greedy_decode", weight=1.5, kind="check", group="public")
 @pytest.mark.parametrize("k", [0], ids=["first token"])
 def test_stops_at_eos_at_once(grading, k):
     """Stops right after emitting eos, and keeps it"""
-    check_stops_at_eos(grading, k)
+    check_stops_at_eos(grading, fixed_prompt("lecture"), k)
 
 
-@pytest.mark.grades("greedy_decode", weight=1, kind="check")
+@pytest.mark.grades("greedy_decode", weight=1, kind="check", group="public")
 def test_zero_new_tokens(grading):
     """max_new_tokens=0 returns an empty list"""
     got = grading.student("greedy_decode", MODEL, TOKENIZER, "hello", 0)
@@ -67,7 +70,7 @@ def test_zero_new_tokens(grading):
 @pytest.mark.grades("greedy_decode", weight=1)
 def test_returns_a_list_of_python_ints(grading):
     """Returns the right ids as a list of Python ints"""
-    prompt = PROMPTS[0]
+    prompt = draw_prompt(grading, "greedy.list_of_ints", "lecture")
     called = call_text("greedy_decode", (MODEL, TOKENIZER, prompt, 3), {})
     expected = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, 3)
     got = grading.student("greedy_decode", MODEL, TOKENIZER, prompt, 3)

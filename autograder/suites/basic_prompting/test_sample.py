@@ -7,7 +7,7 @@ import torch
 
 from autograder.sandbox.wire import MODEL, TOKENIZER, Frozen, Seeded
 
-from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, check_ids, mismatch, model_logits, top_tokens
+from autograder.suites.basic_prompting.common import PROMPT_POOLS, SEED_POOL, abbreviate, call_text, check_ids, draw, mismatch, model_logits, top_tokens
 
 HINT_SEED = ("per step: distribution = top_p_filter(temperature_distribution(last logits, t), p), then exactly one "
              "torch.multinomial(distribution, 1, generator=generator) over the whole vocabulary")
@@ -21,7 +21,8 @@ DRAWS = 120
 @pytest.mark.parametrize("temperature,top_p", SETTINGS, ids=[f"t={t},p={p}" for t, p in SETTINGS])
 def test_seeded_global_rng(grading, temperature, top_p):
     """Same tokens as the reference after torch.manual_seed"""
-    prompt, n, seed = PROMPTS[0], 10, grading.seeds[0]
+    variant = draw(grading, f"sample.global.t={temperature},p={top_p}")
+    prompt, n, seed = PROMPT_POOLS["lecture"][variant], 10, SEED_POOL[variant]
     kwargs = {"temperature": temperature, "top_p": top_p}
     expected = grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
     got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, **kwargs)
@@ -30,11 +31,12 @@ def test_seeded_global_rng(grading, temperature, top_p):
 
 
 @pytest.mark.grades("sample_decode", weight=2)
-@pytest.mark.parametrize("seed_index", [1, 2], ids=["seed1", "seed2"])
-def test_seeded_generator(grading, seed_index):
+@pytest.mark.parametrize("index", [1, 2], ids=["seed1", "seed2"])
+def test_seeded_generator(grading, index):
     """Same tokens as the reference with an explicit torch.Generator"""
-    prompt, n = PROMPTS[1], 8
-    kwargs = {"temperature": 0.8, "top_p": 0.9, "generator": Seeded(grading.seeds[seed_index])}
+    variant = draw(grading, f"sample.generator.{index}")
+    prompt, n = PROMPT_POOLS["code"][variant], 8
+    kwargs = {"temperature": 0.8, "top_p": 0.9, "generator": Seeded(SEED_POOL[(variant + index) % len(SEED_POOL)])}
     expected = grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
     got = grading.student("sample_decode", MODEL, TOKENIZER, prompt, n, **kwargs)
     check_ids(grading, call_text("sample_decode", (MODEL, TOKENIZER, prompt, n), kwargs), prompt, got, expected,
@@ -64,15 +66,17 @@ STAT_SETTINGS = [(0.8, 0.9), (1.5, 0.6)]
 def test_draws_follow_the_filtered_distribution(grading, temperature, top_p):
     """Draws follow the temperature + nucleus distribution (statistical test)"""
     tok = grading.tokenizer
-    logits = model_logits(grading, PROMPTS[2]).clone()
+    variant = draw(grading, f"sample.statistical.t={temperature},p={top_p}")
+    prompt = PROMPT_POOLS["question"][variant]
+    logits = model_logits(grading, prompt).clone()
     logits[tok.eos_token_id] = float("-inf")  # so every run lasts DRAWS steps
     expected = grading.reference.top_p_filter(grading.reference.temperature_distribution(logits, temperature), top_p)
     called = (f"sample_decode(model, tokenizer, 'x', 1, temperature={temperature}, top_p={top_p}, generator=...) "
-              f"{DRAWS} times with different seeds, on the model's next-token logits after {PROMPTS[2][:30]!r}...")
+              f"{DRAWS} times with different seeds, on the model's next-token logits after {prompt[:30]!r}...")
     model = Frozen(logits)
     got = []
-    for draw in range(DRAWS):
-        generator = Seeded(grading.seeds[2] * 1000 + draw)
+    for run in range(DRAWS):
+        generator = Seeded(SEED_POOL[variant] * 1000 + run)
         ids = grading.student("sample_decode", model, TOKENIZER, "x", 1, temperature=temperature, top_p=top_p, generator=generator)
         if not isinstance(ids, list) or len(ids) != 1 or not isinstance(ids[0], int) or not 0 <= ids[0] < logits.numel():
             raise mismatch(called, "one token id per run, e.g. [2244]", abbreviate(ids))
@@ -96,13 +100,13 @@ def test_draws_follow_the_filtered_distribution(grading, temperature, top_p):
                        "divide logits by t before the softmax, and sample in proportion to the filtered probabilities")
 
 
-@pytest.mark.grades("sample_decode", weight=1, kind="check")
+@pytest.mark.grades("sample_decode", weight=1, kind="check", group="public")
 def test_stops_at_eos(grading):
     """Stops right after sampling eos"""
     tok = grading.tokenizer
     logits = torch.full((grading.logits([tok.eos_token_id]).shape[-1],), -10.0)
     logits[tok.eos_token_id] = 20.0  # eos is (almost) certain at every step
-    got = grading.student("sample_decode", Frozen(logits), TOKENIZER, "x", 5, generator=Seeded(grading.seeds[0]))
+    got = grading.student("sample_decode", Frozen(logits), TOKENIZER, "x", 5, generator=Seeded(0))
     if got != [tok.eos_token_id]:
         raise mismatch("sample_decode(model, tokenizer, 'x', 5) on a model that always predicts eos",
                        f"[{tok.eos_token_id}]", abbreviate(got), "stop right after emitting eos, and keep it")
@@ -111,7 +115,7 @@ def test_stops_at_eos(grading):
 BAD_SETTINGS = {"t=0": {"temperature": 0.0}, "t<0": {"temperature": -0.5}, "p=0": {"top_p": 0.0}, "p>1": {"top_p": 1.5}}
 
 
-@pytest.mark.grades("sample_decode", weight=0.5, kind="check")
+@pytest.mark.grades("sample_decode", weight=0.5, kind="check", group="public")
 @pytest.mark.parametrize("case", list(BAD_SETTINGS))
 def test_rejects_bad_settings(grading, case):
     """ValueError for temperature <= 0 or p outside (0, 1]"""

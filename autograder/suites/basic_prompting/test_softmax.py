@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from autograder.suites.basic_prompting.common import LECTURE_PROMPT, call_text, check_tensor_close, model_logits
+from autograder.suites.basic_prompting.common import call_text, check_tensor_close, draw_prompt, model_logits
 
 HINT_BASE = "b^u = e^(u ln b): the base changes how peaked the distribution is"
 HINT_OVERFLOW = "b^10000 overflows float32; subtracting max(u) from every score leaves the result unchanged"
@@ -22,7 +22,7 @@ def check_softmax(grading, scores: torch.Tensor, hint: str | None = None, **kwar
     check_tensor_close(call_text("softmax", (scores,), kwargs), got, grading.reference.softmax(scores, **kwargs), hint, exponent)
 
 
-@pytest.mark.grades("softmax", weight=1.5)
+@pytest.mark.grades("softmax", weight=1.5, group="public")
 @pytest.mark.parametrize("base", [2, math.e, 10, 1.5], ids=["b=2", "b=e", "b=10", "b=1.5"])
 def test_hand_made_scores(grading, base):
     """Hand-made scores, several bases"""
@@ -73,11 +73,11 @@ def test_three_dimensional_input(grading):
 @pytest.mark.parametrize("base", [math.e, 2], ids=["b=e", "b=2"])
 def test_model_next_token_scores(grading, base):
     """The model's next-token logits (151,936 scores)"""
-    logits = model_logits(grading, LECTURE_PROMPT)
+    logits = model_logits(grading, draw_prompt(grading, "softmax.model_scores", "lecture"))
     check_softmax(grading, logits, HINT_BASE, base=base)
 
 
-@pytest.mark.grades("softmax", weight=0.5, kind="check")
+@pytest.mark.grades("softmax", weight=0.5, kind="check", group="public")
 @pytest.mark.parametrize("base", [1, 0.5, -2, math.inf, math.nan], ids=["b=1", "b=0.5", "b=-2", "b=inf", "b=nan"])
 def test_rejects_bases_outside_the_contract(grading, base):
     """ValueError for a base that is not a finite number > 1"""

@@ -32,21 +32,21 @@ def check_truncation(grading, text: str, stops: list[str]) -> None:
                        problem or "cut at the smallest position where any stop sequence occurs, whatever the list's order")
 
 
-@pytest.mark.grades("truncate_at_stop", weight=1)
+@pytest.mark.grades("truncate_at_stop", weight=1, group="public")
 @pytest.mark.parametrize("case", list(CASES))
 def test_truncates_at_earliest_stop(grading, case):
     """Cuts before the earliest stop sequence"""
     check_truncation(grading, *CASES[case])
 
 
-@pytest.mark.grades("truncate_at_stop", weight=1, kind="check")
+@pytest.mark.grades("truncate_at_stop", weight=1, kind="check", group="public")
 @pytest.mark.parametrize("case", list(EDGE_CASES))
 def test_truncates_at_earliest_stop_edge_cases(grading, case):
     """Cuts before the earliest stop sequence"""
     check_truncation(grading, *EDGE_CASES[case])
 
 
-@pytest.mark.grades("truncate_at_stop", weight=1.5, kind="check")
+@pytest.mark.grades("truncate_at_stop", weight=1.5, kind="check", group="public")
 def test_rejects_empty_stop_sequence(grading):
     """ValueError for an empty stop sequence"""
     grading.expect_value_error("truncate_at_stop", "some text", ["\n", ""])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.suites.basic_prompting.common import PROMPTS, call_text, check_tensor_close, model_logits
+from autograder.suites.basic_prompting.common import call_text, check_tensor_close, draw_prompt, fixed_prompt, model_logits
 
 HINT = "divide the logits by t (t < 1 sharpens, t > 1 flattens), then softmax over the last dimension"
 
@@ -20,23 +20,23 @@ def check_temperature(grading, logits: torch.Tensor, temperature: float, hint: s
 
 @pytest.mark.grades("temperature_distribution", weight=1)
 @pytest.mark.parametrize("temperature", [0.1, 0.5, 2.0])
-@pytest.mark.parametrize("prompt", PROMPTS[:2], ids=["lecture", "code"])
-def test_model_logits(grading, prompt, temperature):
+@pytest.mark.parametrize("kind", ["lecture", "code"])
+def test_model_logits(grading, kind, temperature):
     """The model's next-token logits at several temperatures"""
-    check_temperature(grading, model_logits(grading, prompt), temperature)
+    check_temperature(grading, model_logits(grading, draw_prompt(grading, f"temperature.model_logits.{kind}", kind)), temperature)
 
 
 # t = 1 is softmax(logits) (what ignoring t gives); at t = 500 every one of the 151,936
 # probabilities is within the tolerance of the uniform 1/vocab.
-@pytest.mark.grades("temperature_distribution", weight=1, kind="check")
+@pytest.mark.grades("temperature_distribution", weight=1, kind="check", group="public")
 @pytest.mark.parametrize("temperature", [1.0, 500.0])
-@pytest.mark.parametrize("prompt", PROMPTS[:2], ids=["lecture", "code"])
-def test_model_logits_limit_temperatures(grading, prompt, temperature):
+@pytest.mark.parametrize("kind", ["lecture", "code"])
+def test_model_logits_limit_temperatures(grading, kind, temperature):
     """The model's next-token logits at several temperatures"""
-    check_temperature(grading, model_logits(grading, prompt), temperature)
+    check_temperature(grading, model_logits(grading, fixed_prompt(kind)), temperature)
 
 
-@pytest.mark.grades("temperature_distribution", weight=1.5)
+@pytest.mark.grades("temperature_distribution", weight=1.5, group="public")
 def test_batch_of_rows(grading):
     """A 2-D batch is normalised along its last dim"""
     logits = torch.tensor([[3.0, 1.0, 0.2, -1.0], [0.0, 0.0, 5.0, 1.0]])
@@ -50,7 +50,7 @@ def test_low_temperature_on_large_logits(grading):
     check_temperature(grading, logits, 0.1, "logits / t can be huge: keep the softmax stable")
 
 
-@pytest.mark.grades("temperature_distribution", weight=0.75, kind="check")
+@pytest.mark.grades("temperature_distribution", weight=0.75, kind="check", group="public")
 @pytest.mark.parametrize("temperature", [0, -1.0], ids=["t=0", "t=-1"])
 def test_rejects_non_positive_temperature(grading, temperature):
     """ValueError for t <= 0"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.suites.basic_prompting.common import PROMPTS, abbreviate, call_text, checks, mismatch, model_logits, type_problem
+from autograder.suites.basic_prompting.common import abbreviate, call_text, checks, draw_prompt, mismatch, model_logits, type_problem
 
 HINT_CROSSING = "the token whose probability makes the running total reach p belongs to the nucleus"
 HINT_RENORM = "divide the kept probabilities by what they really sum to (dividing by p is only approximate)"
@@ -25,13 +25,13 @@ def check_nucleus(grading, probs: torch.Tensor, p: float, hint: str | None = Non
 
 @pytest.mark.grades("top_p_filter", weight=1)
 @pytest.mark.parametrize("p", [0.5, 0.9, 0.95])
-@pytest.mark.parametrize("prompt", PROMPTS[:3], ids=["lecture", "code", "question"])
-def test_model_distributions(grading, prompt, p):
+@pytest.mark.parametrize("kind", ["lecture", "code", "question"])
+def test_model_distributions(grading, kind, p):
     """The model's next-token distribution"""
-    check_nucleus(grading, model_logits(grading, prompt).softmax(-1), p)
+    check_nucleus(grading, model_logits(grading, draw_prompt(grading, f"top_p.model_distributions.{kind}", kind)).softmax(-1), p)
 
 
-@pytest.mark.grades("top_p_filter", weight=2)
+@pytest.mark.grades("top_p_filter", weight=2, group="public")
 def test_crossing_token_is_kept(grading):
     """The token that crosses p is kept"""
     check_nucleus(grading, torch.tensor([0.1, 0.5, 0.3, 0.1]), 0.6, HINT_CROSSING)
@@ -43,7 +43,7 @@ def test_renormalises(grading):
     check_nucleus(grading, torch.tensor([0.05, 0.45, 0.15, 0.35]), 0.7, HINT_RENORM)
 
 
-@pytest.mark.grades("top_p_filter", weight=1.5, kind="check")
+@pytest.mark.grades("top_p_filter", weight=1.5, kind="check", group="public")
 def test_p_one_keeps_every_token(grading):
     """p = 1 keeps every token"""
     probs = torch.softmax(torch.linspace(-3, 3, 50), -1)
@@ -76,7 +76,7 @@ def test_ties_at_the_boundary(grading):
     check_nucleus(grading, torch.tensor([0.2, 0.2, 0.2, 0.2, 0.2]), 0.5)
 
 
-@pytest.mark.grades("top_p_filter", weight=0.7, kind="check")
+@pytest.mark.grades("top_p_filter", weight=0.7, kind="check", group="public")
 @pytest.mark.parametrize("p", [0, -0.1, 1.5], ids=["p=0", "p=-0.1", "p=1.5"])
 def test_rejects_p_outside_the_contract(grading, p):
     """ValueError for p outside (0, 1]"""
