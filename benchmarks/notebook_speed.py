@@ -71,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         client = NotebookClient(nb, km=km, timeout=3600, record_timing=True, resources={"metadata": {"path": str(folder)}})
         print(f"running the notebook on {args.model} with the {args.solution} loop, {args.threads} thread(s) ...", flush=True)
         started = time.perf_counter()
-        client.execute(env=env)
+        with client.setup_kernel(env=env):
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index)
+                if cell.cell_type == "code":  # as it goes: a long run shows where the time goes
+                    print(f"  cell {index}: {_seconds(cell) or 0:.1f} s", flush=True)
         total = time.perf_counter() - started
         timed = [(s, i, cell) for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and (s := _seconds(cell)) is not None]
         print(f"\n{'cell':>4} {'seconds':>8}  first line")

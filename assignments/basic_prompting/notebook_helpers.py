@@ -269,7 +269,7 @@ class Explorer:
     after saving `decoding.py` uses the new code, no cell needs to run first.
     """
 
-    def __init__(self, model, tokenizer, student: ModuleType, *, top_k: int = 12, samples: int = 3, max_new_tokens: int = 10):
+    def __init__(self, model, tokenizer, student: ModuleType, *, top_k: int = 12, samples: int = 2, max_new_tokens: int = 8):
         self.model, self.tokenizer, self.student = model, tokenizer, student
         self.top_k, self.samples, self.max_new_tokens = top_k, samples, max_new_tokens
         self._logits: dict[str, torch.Tensor] = {}
