@@ -133,7 +133,7 @@ def course(template, tmp_path):
 
 def test_a_score_set_in_formgrader_is_kept_by_a_rerun_and_a_regrade(template, course):
     autograder_top_p, _, _ = grade_and_comment(course, TOP_P, "cy")
-    assert 0 < autograder_top_p < POINTS["top_p_filter"]
+    assert autograder_top_p < POINTS["top_p_filter"]  # the bug costs points: 18 is the TA's, not the autograder's
     set_by_hand(course, TOP_P, "cy", 18.0, "full credit, see my note")
 
     # a rerun: cy is unchanged, not regraded, and the 18 stays, reported as an override
