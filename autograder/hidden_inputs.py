@@ -29,9 +29,6 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Sequence, TypeVar
-
-T = TypeVar("T")
 SEED_BITS = 48  # exact in JSON (and JavaScript) numbers
 
 
@@ -76,10 +73,6 @@ class HiddenInputs:
         self.draws[key] = index
         self.most_variants = max(self.most_variants, count)
         return index
-
-    def choice(self, key: str, pool: Sequence[T]) -> T:
-        """The element of `pool` (a fixed, ordered sequence) this submission gets."""
-        return pool[self.variant(key, len(pool))]
 
     def record(self) -> dict:
         """Plain data for the report: the seed, what it came from, each draw so far."""
