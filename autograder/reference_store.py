@@ -10,6 +10,7 @@ Student workers see rows only through `client.Worker`'s memo answers.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import torch
 from . import assignment
 from .models import cache_dir
 
-FORMAT = 3  # 3: with the seconds each answer took (2: no seconds; 1: (value, forward passes))
+FORMAT = 4  # 4: rows in a side file read on demand (3: rows as tensors; 2: no seconds; 1: (value, forward passes))
 Prefix = tuple[int, ...]
 
 
@@ -40,32 +41,82 @@ def fingerprint(model_revision: str, versions: dict) -> str:
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]
 
 
+def _dtype(name: str) -> torch.dtype:
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"not a torch dtype: {name!r}")
+    return dtype
+
+
 class ReferenceStore:
-    """Reference answers by call key, logits rows by token prefix; `save` persists them."""
+    """Reference answers by call key, logits rows by token prefix; `save` persists them.
+
+    Two files: `path` (the answers, their seconds and an index prefix -> row offset) and
+    `path.with_suffix(".rows")`, the rows themselves, raw, appended to and never
+    rewritten. A row is read with `pread` when it is asked for and dropped after use, so
+    a class's worth of rows (about 0.6 MB each at Qwen3's vocabulary; ~1,100 for six
+    variants) stays in the kernel's page cache, never in the grading process's memory:
+    holding them, as mapped tensors, made the grader 0.45 GiB bigger than the model.
+
+    Appending keeps every index ever saved valid, so a reader (another batch, a shard)
+    that loaded an older index reads the right bytes while this one adds rows, and a
+    crash between an append and `save` leaves only unreferenced bytes at the end."""
 
     def __init__(self, path: Path | None):
         self.path = path
         self.answers: dict[str, object] = {}
         self.seconds: dict[str, float] = {}  # how long the reference took for each answer
-        self.rows: dict[Prefix, torch.Tensor] = {}
+        self.index: dict[Prefix, tuple[int, int, str]] = {}  # prefix -> (byte offset, elements, dtype)
+        self._unsaved: dict[Prefix, torch.Tensor] = {}  # rows of a store without a file
+        self._rows_file: int | None = None
         self._dirty = False
         if path is not None and path.exists():
             try:
-                # mmap: the rows stay in the page cache, not in this process's own memory.
-                saved = torch.load(path, mmap=True, weights_only=True)
+                saved = torch.load(path, weights_only=True)
                 if saved.get("format") == FORMAT:
-                    self.answers = dict(saved["answers"])
-                    self.seconds = {str(k): float(v) for k, v in saved["seconds"].items()}
-                    self.rows = {tuple(prefix): row for prefix, row in zip(saved["prefixes"], saved["rows"])}
+                    rows_size = self.rows_path.stat().st_size
+                    index = {tuple(prefix): (int(offset), int(count), str(dtype)) for prefix, offset, count, dtype in saved["index"]}
+                    if all(offset + count * _dtype(dtype).itemsize <= rows_size for offset, count, dtype in index.values()):
+                        self.answers = dict(saved["answers"])
+                        self.seconds = {str(k): float(v) for k, v in saved["seconds"].items()}
+                        self.index = index
             except Exception:  # noqa: BLE001 - a damaged store is only a slower batch
-                self.answers, self.seconds, self.rows = {}, {}, {}
+                self.answers, self.seconds, self.index = {}, {}, {}
+
+    @property
+    def rows_path(self) -> Path:
+        return self.path.with_suffix(".rows")
+
+    def __len__(self) -> int:
+        return len(self.index) + len(self._unsaved)
+
+    def _open_rows(self) -> int:
+        if self._rows_file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._rows_file = os.open(self.rows_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        return self._rows_file
 
     def add_rows(self, prefixes, rows) -> None:
         for prefix, row in zip(prefixes, rows):
             prefix = tuple(int(i) for i in prefix)
-            if prefix not in self.rows:
-                self.rows[prefix] = row.detach().clone()  # its own storage: saved alone
-                self._dirty = True
+            if prefix in self.index or prefix in self._unsaved:
+                continue
+            row = row.detach().contiguous()
+            if self.path is None:
+                self._unsaved[prefix] = row.clone()
+                continue
+            data = row.view(torch.uint8).numpy().tobytes()  # bit for bit, whatever the dtype
+            handle = self._open_rows()
+            fcntl.lockf(handle, fcntl.LOCK_EX)  # appends of two batches never interleave
+            try:
+                written = os.write(handle, data)
+                end = os.lseek(handle, 0, os.SEEK_CUR)  # this descriptor's own position: after our bytes
+            finally:
+                fcntl.lockf(handle, fcntl.LOCK_UN)
+            if written != len(data):
+                raise OSError(f"short write to {self.rows_path}: {written} of {len(data)} bytes")
+            self.index[prefix] = (end - len(data), row.numel(), str(row.dtype).removeprefix("torch."))
+            self._dirty = True
 
     def add_answer(self, key: str, value, seconds: float) -> None:
         self.answers[key] = value
@@ -73,26 +124,59 @@ class ReferenceStore:
         self._dirty = True
 
     def row(self, prefix: Prefix) -> torch.Tensor | None:
-        return self.rows.get(prefix)
+        if prefix in self._unsaved:
+            return self._unsaved[prefix]
+        where = self.index.get(prefix)
+        if where is None:
+            return None
+        offset, count, dtype = where
+        row = torch.empty(count, dtype=_dtype(dtype))
+        view = memoryview(row.view(torch.uint8).numpy())
+        if os.preadv(self._open_rows(), [view], offset) != len(view):
+            return None  # the file was cut short under us: the reference computes it again
+        return row
 
     def logits(self, token_ids: list[int]) -> torch.Tensor | None:
         """Rows after every prefix of `token_ids` (shape (len, vocab)), if all are known."""
-        rows = [self.rows.get(tuple(token_ids[: i + 1])) for i in range(len(token_ids))]
-        return torch.stack(rows) if rows and all(r is not None for r in rows) else None
+        prefixes = [tuple(token_ids[: i + 1]) for i in range(len(token_ids))]
+        if not prefixes or not all(p in self.index or p in self._unsaved for p in prefixes):
+            return None  # known before any row is read
+        rows = [self.row(p) for p in prefixes]
+        return torch.stack(rows) if all(r is not None for r in rows) else None
 
     def save(self) -> None:
-        """Write atomically (readers see the old file or the new one), owner-only."""
+        """Write the index atomically (readers see the old one or the new one), owner-only,
+        merged with what another batch saved meanwhile."""
         if self.path is None or not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".partial-")
+        handle = self._open_rows()
+        fcntl.lockf(handle, fcntl.LOCK_EX)  # one index writer at a time
         try:
-            os.fchmod(handle, 0o600)
-            with os.fdopen(handle, "wb") as file:
-                torch.save({"format": FORMAT, "answers": self.answers, "seconds": self.seconds, "prefixes": [list(p) for p in self.rows],
-                            "rows": list(self.rows.values())}, file)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+            other = ReferenceStore(self.path)
+            other._close()
+            answers = other.answers | self.answers
+            seconds = other.seconds | self.seconds
+            index = other.index | self.index
+            handle_out, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".partial-")
+            try:
+                os.fchmod(handle_out, 0o600)
+                with os.fdopen(handle_out, "wb") as file:
+                    torch.save({"format": FORMAT, "answers": answers, "seconds": seconds,
+                                "index": [[list(p), *where] for p, where in index.items()]}, file)
+                os.replace(temporary, self.path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+        self.answers, self.seconds, self.index = answers, seconds, index
         self._dirty = False
+
+    def _close(self) -> None:
+        if self._rows_file is not None:
+            os.close(self._rows_file)
+            self._rows_file = None
+
+    def __del__(self):
+        self._close()
