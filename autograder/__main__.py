@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import models
-from .assignment import GRADER_ERROR_EXIT
+from .assignment import DEFAULT as DEFAULT_ASSIGNMENT, GRADER_ERROR_EXIT, AssignmentError, available, load as load_assignment
 from .sandbox.limits import Limits
 
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the student's folder (its one decoding.py is graded, at any depth; hidden folders and "
                             "caches are not searched) or a .py file to grade as decoding.py")
     grade.add_argument("--model", help=model_help)
+    _add_assignment_option(grade)
     grade.add_argument("--results", type=Path, help="write Gradescope's results.json here")
     grade.add_argument("--feedback", type=Path, help="write the student's Markdown feedback here")
     grade.add_argument("--student", help="whose submission it is (default: the folder's name); with the file, it "
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                f"with 'grader error', OUT/<student>/grader-error.txt has the details, and a rerun grades them again)")
     grade_all.add_argument("root", type=Path, help="nbgrader's submitted/ (or the course folder) or a folder of student folders")
     grade_all.add_argument("--model", help=model_help)
+    _add_assignment_option(grade_all, several=True)
     grade_all.add_argument("--out", type=Path, default=Path("grading-output"), help="where results go (default: grading-output)")
     grade_all.add_argument("--regrade", action="store_true", help="grade again even where results exist and decoding.py is unchanged")
     grade_all.add_argument("--overrides", type=Path, metavar="FILE",
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                f"bug in the hidden suite: the lines above say where); 2 when it could not start; {GRADER_ERROR_EXIT} "
                f"when the grader failed")
     prepare.add_argument("--model", help=model_help)
+    _add_assignment_option(prepare)
 
     from . import canvas, gradescope, nbgrader_course, similarity
 
@@ -76,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     similarity.add_cli(commands)
     canvas.add_cli(commands)
     return parser
+
+
+def _add_assignment_option(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    course = ", ".join(available())
+    if several:
+        parser.add_argument("--assignment", action="append", metavar="NAME",
+                            help=f"what to grade: an assignment of the course ({course}; default {DEFAULT_ASSIGNMENT}) or "
+                                 f"a folder with an assignment.toml; repeat it to grade several in one run, each into "
+                                 f"OUT/NAME/ with its own grades.csv")
+    else:
+        parser.add_argument("--assignment", metavar="NAME",
+                            help=f"what to grade: an assignment of the course ({course}; default {DEFAULT_ASSIGNMENT}) or "
+                                 f"a folder with an assignment.toml")
 
 
 def _add_limit_options(parser: argparse.ArgumentParser) -> None:
@@ -112,13 +128,13 @@ def _check_model(args) -> str:
     return name
 
 
-def _load_grader(args, console, name: str | None = None):
+def _load_grader(args, console, name: str | None = None, assignment=None):
     from .grading import Grader
 
     name = name or _check_model(args)
     with console.status(f"Loading {name} ..."):
         return Grader(name, _limits(args), reuse_reference=not args.fresh_reference,
-                      inputs_seed=getattr(args, "inputs_seed", None))
+                      inputs_seed=getattr(args, "inputs_seed", None), assignment=assignment or getattr(args, "assignment", None))
 
 
 def _grade(args) -> int:
@@ -130,10 +146,12 @@ def _grade(args) -> int:
     from .discovery import find_submission_file, still_plain
 
     console = Console()
+    assignment = load_assignment(args.assignment)
+    file_name = assignment.submission_file
     path = args.submission
     temporary = None
     if path.is_file() or path.is_symlink() and not path.is_dir():
-        # A file: graded as decoding.py (read as the grader reads any submission: no symlink, FIFO or huge file).
+        # A file: graded as the submission file (read as the grader reads any submission: no symlink, FIFO or huge file).
         from .submission_file import SubmissionFileError, read_submission_bytes
 
         try:
@@ -144,25 +162,25 @@ def _grade(args) -> int:
         from .sandbox import scratch
 
         folder = temporary = scratch.make("grade")  # pid-tagged: a later run removes it if this one is killed
-        (folder / "decoding.py").write_bytes(source)
-        student, shown = path.stem if path.name != "decoding.py" else path.parent.name or path.stem, str(path)
+        (folder / file_name).write_bytes(source)
+        student, shown = path.stem if path.name != file_name else path.parent.name or path.stem, str(path)
     elif path.is_dir():
-        found = find_submission_file(path)
+        found = find_submission_file(path, name=file_name)
         if found.path is None:
-            return _not_submitted(args, found, console)
+            return _not_submitted(args, found, console, assignment)
         if not still_plain(found):  # a folder on the way became a symbolic link since the search
             print(f"error: {found.relative} cannot be read safely (a folder on the way is a symbolic link)", file=sys.stderr)
             return 2
         folder, student, shown = found.path.parent, path.name, str(found.path)
     else:
-        print(f"error: {path} is not a folder or a file (pass the student's folder, or their decoding.py)", file=sys.stderr)
+        print(f"error: {path} is not a folder or a file (pass the student's folder, or their {file_name})", file=sys.stderr)
         return 2
     try:
         name = _check_model(args)  # before anything heavy: a missing model fails in seconds
         from . import report
         from .sandbox.client import GraderFailure
 
-        with _load_grader(args, console, name) as grader:
+        with _load_grader(args, console, name, assignment) as grader:
             try:
                 with console.status(f"Grading {escape(shown)} ..."):
                     result = grader.grade(folder, student=args.student or student)
@@ -191,18 +209,18 @@ def _grade(args) -> int:
     return 0
 
 
-def _not_submitted(args, found, console) -> int:
-    """`grade` on a folder without a single decoding.py: nothing is graded (no model is
-    loaded); --results and --feedback say so, as grade-all's reports do; exit 2."""
+def _not_submitted(args, found, console, assignment) -> int:
+    """`grade` on a folder without a single submission file: nothing is graded (no model
+    is loaded); --results and --feedback say so, as grade-all's reports do; exit 2."""
     from . import batch, report
 
     name = models.resolve_model_name(args.model)
     if args.results:
         report.write_json(args.results, batch.not_submitted_results(args.submission.name, found, {"model": {"name": name}},
-                                                                      batch.submission_digest(found)))
+                                                                      batch.submission_digest(found), assignment.points))
         console.print(f"results: {args.results}")
     if args.feedback:
-        report.write_text(args.feedback, batch.not_submitted_markdown(args.submission.name, found.problem))
+        report.write_text(args.feedback, batch.not_submitted_markdown(args.submission.name, found.problem, found.wanted))
         console.print(f"feedback: {args.feedback}")
     print(f"error: {batch.NOT_SUBMITTED}: {report.clean_text(found.problem)}", file=sys.stderr)
     return 2
@@ -216,28 +234,48 @@ def _grade_all(args) -> int:
         print(f"error: {args.root} is not a folder", file=sys.stderr)
         return 2
     name = _check_model(args)  # before anything heavy: a missing model fails in seconds
-    from .batch import (NOT_SUBMITTED, OVERRIDES_FILE, OverridesError, exit_status, grade_all, is_not_submitted,
-                        load_overrides, print_summary)
+    from .batch import OVERRIDES_FILE, OverridesError, load_overrides
+
+    chosen = [load_assignment(a) for a in dict.fromkeys(args.assignment or [None])]
+    if len({a.name for a in chosen}) < len(chosen):
+        print(f"error: two --assignment values name the same assignment ({', '.join(a.name for a in chosen)})", file=sys.stderr)
+        return 2
+    # One assignment: results in OUT/ as always; several: each in OUT/<name>/, never mixed.
+    outs = {a.name: args.out if len(chosen) == 1 else args.out / a.name for a in chosen}
+    for assignment in chosen:
+        out = outs[assignment.name]
+        overrides = args.overrides
+        if overrides is not None or (out / OVERRIDES_FILE).is_file():
+            try:  # a mistake in it stops us before the model loads
+                load_overrides(overrides or out / OVERRIDES_FILE, assignment.points)
+            except OverridesError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+    status = 0
+    for assignment in chosen:
+        if len(chosen) > 1:
+            console.rule(f"{assignment.name}: {assignment.title}")
+        status = max(status, _grade_all_one(args, console, name, assignment, outs[assignment.name]))
+    return status
+
+
+def _grade_all_one(args, console, name: str, assignment, out: Path) -> int:
+    from .batch import NOT_SUBMITTED, exit_status, grade_all, is_not_submitted, print_summary
     from .report import is_grader_error, print_class_table
 
-    overrides = args.overrides
-    if overrides is not None or (args.out / OVERRIDES_FILE).is_file():
-        try:
-            load_overrides(overrides or args.out / OVERRIDES_FILE)  # a mistake in it stops us before the model loads
-        except OverridesError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    with _load_grader(args, console, name) as grader:
-        rows = grade_all(args.root, args.out, grader, regrade=args.regrade, console=console, overrides=overrides)
+    # Each assignment its own grader: its own reference, reference store and hidden folders.
+    with _load_grader(args, console, name, assignment) as grader:
+        rows = grade_all(args.root, out, grader, regrade=args.regrade, console=console, overrides=args.overrides)
     # the table says "not submitted"; what was found is in the lines above and in grades.csv
-    print_class_table([dict(row, status=NOT_SUBMITTED) if is_not_submitted(row) else row for row in rows], console)
+    print_class_table([dict(row, status=NOT_SUBMITTED) if is_not_submitted(row) else row for row in rows],
+                      assignment.points, console)
     print_summary(rows.summary, console)
-    console.print(f"{len(rows)} submissions; grades: {args.out / 'grades.csv'}; per student: {args.out}/<student>/results.json, feedback.md")
+    console.print(f"{len(rows)} submissions; grades: {out / 'grades.csv'}; per student: {out}/<student>/results.json, feedback.md")
     status = exit_status(rows)
     if status:
         failed = [str(row.get("student")) for row in rows if is_grader_error(row)]
         print(f"error: the grader itself failed for {len(failed)} student(s): {', '.join(failed)}; their grades are not final "
-              f"(details: {args.out}/<student>/grader-error.txt; rerun to grade them again)", file=sys.stderr)
+              f"(details: {out}/<student>/grader-error.txt; rerun to grade them again)", file=sys.stderr)
     return status
 
 
@@ -265,11 +303,11 @@ def _prepare(args) -> int:
             short.append(index)
 
     with console.status(f"Loading {name} ..."):
-        grader = Grader(name)
+        grader = Grader(name, assignment=args.assignment)
     with grader:
         try:
             grader.prepare(report_variant)
-        except GraderFailure as error:
+        except (GraderFailure, RuntimeError) as error:
             print(f"error: the grader itself failed ({error}); run the command again", file=sys.stderr)
             return GRADER_ERROR_EXIT
     console.print(f"prepared in {time.monotonic() - started:.0f} s; stored reference answers: {grader.store.path}")
@@ -302,7 +340,7 @@ def _run(args) -> int:
             return _grade_all(args)
         if getattr(args, "handler", None) is not None:
             return args.handler(args)
-    except models.ModelUnavailableError as error:
+    except (models.ModelUnavailableError, AssignmentError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 1

@@ -35,10 +35,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import assignment, discovery, report
+from . import discovery, report
 from .assignment import GRADER_ERROR_EXIT
-from .grading import POINTS
 from .submission_file import SubmissionFileError, read_submission_bytes
+
+from .assignment import Assignment, load as load_assignment
 
 if TYPE_CHECKING:
     from .grading import Grader
@@ -59,16 +60,17 @@ class Submission:
     student: str
     folder: Path
     exclude: tuple = ()  # folders inside `folder` never searched (the grading output)
+    file_name: str = discovery.DEFAULT_NAME  # the assignment's `submission_file`
 
     @functools.cached_property
     def found(self) -> discovery.Found:
-        """The student's decoding.py by the one rule (`discovery.find_submission_file`)."""
-        return discovery.find_submission_file(self.folder, exclude=self.exclude)
+        """The student's file by the one rule (`discovery.find_submission_file`)."""
+        return discovery.find_submission_file(self.folder, exclude=self.exclude, name=self.file_name)
 
     @property
     def file(self) -> Path:
-        """The submitted file: the one decoding.py found, else where it should have been."""
-        return self.found.path or self.folder / assignment.SUBMISSION_FILE
+        """The submitted file: the one found, else where it should have been."""
+        return self.found.path or self.folder / self.file_name
 
 
 def _is_output_folder(folder: Path) -> bool:
@@ -79,7 +81,8 @@ def _is_output_folder(folder: Path) -> bool:
         return False
 
 
-def discover(root: Path, out_dir: Path | None = None, *, skipped: list | None = None) -> list[Submission]:
+def discover(root: Path, out_dir: Path | None = None, *, skipped: list | None = None,
+             assignment: Assignment | None = None) -> list[Submission]:
     """Submissions below `root`, in any of these layouts:
 
     * nbgrader: ``root/submitted/<student>/<assignment>/`` (or `root` is `submitted/`,
@@ -89,14 +92,17 @@ def discover(root: Path, out_dir: Path | None = None, *, skipped: list | None = 
 
     Never a student: hidden folders, ``__pycache__`` and the like (`discovery.SKIPPED_FOLDERS`),
     `out_dir` and anything that looks like grading output (a grades.csv over results);
-    those last two are added to `skipped` as (name, why)."""
+    those last two are added to `skipped` as (name, why). `assignment`: whose submission
+    file to look for, and the nbgrader folder name (default `assignment.DEFAULT`)."""
+    assignment = load_assignment(assignment)
+    file_name = assignment.submission_file
     root = Path(root)
     if (root / "submitted").is_dir():
         root = root / "submitted"
     excluded = (Path(out_dir),) if out_dir is not None else ()
     out_real = os.path.realpath(out_dir) if out_dir is not None else None
-    if (root / assignment.SUBMISSION_FILE).is_file():
-        return [Submission(root.name, root, excluded)]
+    if (root / file_name).is_file():
+        return [Submission(root.name, root, excluded, file_name)]
     found = []
     for student_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         if student_dir.name.startswith(".") or student_dir.name in discovery.SKIPPED_FOLDERS:
@@ -109,9 +115,9 @@ def discover(root: Path, out_dir: Path | None = None, *, skipped: list | None = 
             if skipped is not None:
                 skipped.append((student_dir.name, "it looks like grading output (grades.csv and results)"))
             continue
-        nbgrader_dir = student_dir / assignment.ASSIGNMENT
+        nbgrader_dir = student_dir / assignment.name
         folder = nbgrader_dir if nbgrader_dir.is_dir() else student_dir
-        found.append(Submission(student_dir.name, folder, excluded))
+        found.append(Submission(student_dir.name, folder, excluded, file_name))
     return found
 
 
@@ -138,7 +144,7 @@ def submission_folder(found: discovery.Found) -> Path:
     a final symlink): the found file's own folder, checked again right now for a symbolic
     link swapped in since the search."""
     if found.path is None:
-        raise SubmissionFileError(found.problem or f"no {assignment.SUBMISSION_FILE} in the submission")
+        raise SubmissionFileError(found.problem or "no submission file in the submission")
     if not discovery.still_plain(found):
         raise SubmissionFileError(f"a folder on the way to {found.relative} changed into a symbolic link while it was "
                                   f"graded: submit the file itself")
@@ -179,13 +185,14 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
     ``out_dir/overrides.csv`` when it exists; see `load_overrides`).
     """
     console = console or Console()
+    points = grader.assignment.points
     out_dir = Path(out_dir)
     overrides_path = Path(overrides) if overrides is not None else out_dir / OVERRIDES_FILE
-    manual = load_overrides(overrides_path) if overrides is not None or overrides_path.is_file() else {}
+    manual = load_overrides(overrides_path, points) if overrides is not None or overrides_path.is_file() else {}
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out_dir, 0o700)  # also what an earlier version wrote there: grades are the TA's alone
     summary = Summary(regrade=regrade)
-    submissions = discover(root, out_dir, skipped=summary.skipped)
+    submissions = discover(root, out_dir, skipped=summary.skipped, assignment=grader.assignment)
     for name, why in summary.skipped:
         console.print(f"not a student: {escape(report.clean_text(name))} ({escape(why)})")
     summary.unknown_overrides = sorted(set(manual) - {s.student for s in submissions})
@@ -203,24 +210,24 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
                                            summary))
                 except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
                     rows.append(record_grader_error(out_dir / submission.student, submission.student, error,
-                                                    traceback.format_exc(), _metadata(grader), console))
+                                                    traceback.format_exc(), _metadata(grader), console, points))
                 progress.advance(task)
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the student being graded is not recorded; those graded before
         # (now or in an earlier run) stay in grades.csv, and a rerun picks up from here.
         done = {row.get("student") for row in rows}
-        rows += [row for s in submissions if s.student not in done and (row := _earlier_row(out_dir / s.student))]
-        report.write_grades_csv(out_dir / "grades.csv", rows)
+        rows += [row for s in submissions if s.student not in done and (row := _earlier_row(out_dir / s.student, points))]
+        report.write_grades_csv(out_dir / "grades.csv", rows, points)
         raise
-    report.write_grades_csv(out_dir / "grades.csv", rows)
+    report.write_grades_csv(out_dir / "grades.csv", rows, points)
     return rows
 
 
-def _earlier_row(target: Path) -> dict | None:
+def _earlier_row(target: Path, points: dict) -> dict | None:
     """The grades.csv row of a results.json an earlier run wrote, if there is a usable one."""
     data = _read_results(target)
     try:
-        return results_row(data) if data is not None else None
+        return results_row(data, points) if data is not None else None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -245,37 +252,38 @@ def is_not_submitted(row: dict) -> bool:
 def _grade_one(submission: Submission, out_dir: Path, grader: Grader, regrade: bool, console: Console,
                manual: dict, summary: Summary) -> dict:
     target = out_dir / submission.student
+    points = grader.assignment.points
     name = escape(report.clean_text(submission.student))
     found = submission.found
     digest = submission_digest(found)
     model = getattr(grader, "model", None)
     revision = model.get("revision") if isinstance(model, dict) else None
     previous = _read_results(target)  # before anything replaces it: for the change summary
-    reused = None if regrade else reusable_results(target, digest, grader.model_name, revision=revision)
+    reused = None if regrade else reusable_results(target, digest, grader.model_name, points, revision=revision)
     if found.path is None:
-        results = reused or write_not_submitted(target, submission.student, found, _metadata(grader), digest)
-        results = apply_overrides(target, results, manual)
+        results = reused or write_not_submitted(target, submission.student, found, _metadata(grader), points, digest)
+        results = apply_overrides(target, results, manual, points)
         summary.not_submitted.append(submission.student)
         console.print(f"{name}: [yellow]{NOT_SUBMITTED}[/]: {escape(report.clean_text(found.problem))}")
     elif reused:
-        results = apply_overrides(target, reused, manual)
+        results = apply_overrides(target, reused, manual, points)
         summary.unchanged.append(submission.student)
-        console.print(f"{name}: {_shown_total(results_row(results))} ({UNCHANGED})")
+        console.print(f"{name}: {_shown_total(results_row(results, points), points)} ({UNCHANGED})")
     else:
         result = grader.grade(submission_folder(found), student=submission.student)
         results = write_reports(target, result, digest, found=found, overrides=manual)
         summary.graded.append(submission.student)
-        line = f"{name}: {_shown_total(results_row(results))}"
+        line = f"{name}: {_shown_total(results_row(results, points), points)}"
         if found.nested:
             line += f" (graded {escape(report.clean_text(found.relative))})"
         if result.internal_errors:
             line += f" [red](grader error in {len(result.internal_errors)} tests; see {escape(str(target / 'grader-error.txt'))})[/]"
         console.print(line)
-        for note in _override_changes(submission.student, previous, results):
+        for note in _override_changes(submission.student, previous, results, points):
             summary.override_notes.append(note)
             console.print(f"[yellow]{escape(note)}[/]")
-    row = results_row(results)
-    change = _change(submission.student, previous, row)
+    row = results_row(results, points)
+    change = _change(submission.student, previous, row, points)
     if previous is not None and (change or submission.student in summary.graded):
         summary.compared += 1
     if change:
@@ -283,9 +291,9 @@ def _grade_one(submission: Submission, out_dir: Path, grader: Grader, regrade: b
     return row
 
 
-def _shown_total(row: dict) -> str:
+def _shown_total(row: dict, points: dict) -> str:
     total = row.get("total")
-    text = f"{_num(total):g} / {sum(POINTS.values()):g}" if total not in ("", None) else str(row.get("status"))
+    text = f"{_num(total):g} / {sum(points.values()):g}" if total not in ("", None) else str(row.get("status"))
     kept = str(row.get("status", "")).partition(f"{OVERRIDE_NOTE}: ")[2]
     return text + (f" ({OVERRIDE_NOTE}: {kept})" if kept else "")
 
@@ -298,12 +306,12 @@ def _num(value) -> float:
     return number if math.isfinite(number) else 0.0
 
 
-def _change(student: str, previous: dict | None, row: dict) -> str | None:
+def _change(student: str, previous: dict | None, row: dict, points: dict) -> str | None:
     """How `row` differs from the row of `previous` (the results.json before this run), or None."""
     if previous is None:
         return None
     try:
-        old = results_row(previous)
+        old = results_row(previous, points)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
     def state(r):
@@ -319,7 +327,7 @@ def _change(student: str, previous: dict | None, row: dict) -> str | None:
         before = old_state or f"{_num(old.get('total')):g}"
         after = new_state or f"{_num(row.get('total')):g}"
         return f"{student}: {before} → {after}"
-    deltas = [(f, _num(row.get(f)) - _num(old.get(f))) for f in POINTS]
+    deltas = [(f, _num(row.get(f)) - _num(old.get(f))) for f in points]
     deltas = [(f, d) for f, d in deltas if abs(d) > 1e-6]
     total = _num(row.get("total")) - _num(old.get("total"))
     if not deltas and abs(total) <= 1e-6:
@@ -337,7 +345,7 @@ def print_summary(summary: Summary, console: Console | None = None) -> None:
         console.print(f"[yellow]overrides for students not in this batch (a typo?): {names(summary.unknown_overrides)}[/]")
     if summary.not_submitted:
         console.print(f"[yellow]{NOT_SUBMITTED} ({len(summary.not_submitted)}): {names(summary.not_submitted)}[/] "
-                      f"(no single {assignment.SUBMISSION_FILE}; their status says what was found)")
+                      f"(no single file to grade; their status says what was found)")
     if summary.unchanged:
         console.print(f"unchanged since the last run, not regraded ({len(summary.unchanged)}): {names(summary.unchanged)} "
                       f"(--regrade grades them again)")
@@ -355,11 +363,12 @@ def print_summary(summary: Summary, console: Console | None = None) -> None:
 # -- students without a submission ------------------------------------------------------------
 
 
-def not_submitted_results(student: str, found: discovery.Found, metadata: dict, digest: str) -> dict:
-    """results.json for a student without a single decoding.py: nothing graded. Gradescope's
-    schema needs numbers, so every function is 0 with the message; ``extra_data.not_submitted``
-    says why (grades.csv then shows a blank total, see `results_row`)."""
-    problem = found.problem or f"No {assignment.SUBMISSION_FILE} found."
+def not_submitted_results(student: str, found: discovery.Found, metadata: dict, digest: str, points: dict) -> dict:
+    """results.json for a student without a single submission file: nothing graded.
+    Gradescope's schema needs numbers, so every function of `points` is 0 with the message;
+    ``extra_data.not_submitted`` says why (grades.csv then shows a blank total, see
+    `results_row`)."""
+    problem = found.problem or f"No {found.wanted} found."
     shown = f"Not graded: {problem}"
     return report.json_safe({
         "score": 0.0,
@@ -367,51 +376,53 @@ def not_submitted_results(student: str, found: discovery.Found, metadata: dict, 
         "output": shown,
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "tests": [{"name": f"{function}: {NOT_SUBMITTED}", "score": 0.0, "max_score": float(points), "status": "failed",
-                   "output": shown, "visibility": "visible", "tags": [function]} for function, points in POINTS.items()],
+        "tests": [{"name": f"{function}: {NOT_SUBMITTED}", "score": 0.0, "max_score": float(worth), "status": "failed",
+                   "output": shown, "visibility": "visible", "tags": [function]} for function, worth in points.items()],
         "extra_data": {"student": student, "metadata": metadata or {}, "not_submitted": problem,
                        "found": list(found.files), "submission_sha256": digest},
     })
 
 
-def not_submitted_markdown(student: str, problem: str) -> str:
+def not_submitted_markdown(student: str, problem: str, file_name: str) -> str:
     return (f"# Feedback for {report.md_inline(student)}: {NOT_SUBMITTED}\n\n"
-            f"Nothing was graded: the grader found no {assignment.SUBMISSION_FILE} it could grade in your submission.\n\n"
+            f"Nothing was graded: the grader found no {report.md_inline(file_name)} it could grade in your submission.\n\n"
             f"{report.md_inline(problem, 3000)}\n")
 
 
-def write_not_submitted(target: Path, student: str, found: discovery.Found, metadata: dict, digest: str | None = None) -> dict:
-    """results.json and feedback.md for a student without a single decoding.py; returns the
-    results.json data. An earlier real grading is kept as results.previous.json."""
+def write_not_submitted(target: Path, student: str, found: discovery.Found, metadata: dict, points: dict,
+                        digest: str | None = None) -> dict:
+    """results.json and feedback.md for a student without a single submission file;
+    returns the results.json data. An earlier real grading is kept as results.previous.json."""
     digest = digest or submission_digest(found)
-    results = not_submitted_results(student, found, metadata, digest)
+    results = not_submitted_results(student, found, metadata, digest, points)
     _keep_previous(target)
     (target / "grader-error.txt").unlink(missing_ok=True)
-    report.write_text(target / "feedback.md", not_submitted_markdown(student, results["extra_data"]["not_submitted"]))
+    report.write_text(target / "feedback.md", not_submitted_markdown(student, results["extra_data"]["not_submitted"],
+                                                                     found.wanted))
     report.write_json(target / "results.json", results)
     return results
 
 
-def results_row(results: dict) -> dict:
+def results_row(results: dict, points: dict) -> dict:
     """The grades.csv row of a results.json: `report.grades_row`, then a student without a
     submission gets a blank total and ``not submitted: why``, and a TA's overrides
     (``extra_data.overrides``) replace their functions' points, with a status note."""
-    row = report.grades_row(results)
+    row = report.grades_row(results, points)
     extra = results.get("extra_data") if isinstance(results.get("extra_data"), dict) else {}
     if extra.get("not_submitted"):
         row["status"] = f"{NOT_SUBMITTED}: {report.brief(extra['not_submitted'], 500)}"
         row["total"] = ""
-        for function in POINTS:
+        for function in points:
             row[function] = ""
     kept = extra.get("overrides")
     if isinstance(kept, dict) and kept:
-        for function in POINTS:
+        for function in points:
             entry = kept.get(function)
             if isinstance(entry, dict):
                 row[function] = round(_num(entry.get("points")), 2)
             elif row[function] == "":
                 row[function] = 0.0
-        row["total"] = round(sum(_num(row[f]) for f in POINTS), 4)
+        row["total"] = round(sum(_num(row[f]) for f in points), 4)
         notes = ", ".join(f"{f} {_num(e.get('points')):g} (autograder {_num(e.get('autograder_points')):g})"
                           for f, e in kept.items() if isinstance(e, dict))
         row["status"] = f"{row['status']}, {OVERRIDE_NOTE}: {notes}"
@@ -425,11 +436,11 @@ class OverridesError(ValueError):
     """The overrides file cannot be used as it is; the message says where and why."""
 
 
-def load_overrides(path: Path) -> dict[str, dict[str, dict]]:
+def load_overrides(path: Path, points: dict) -> dict[str, dict[str, dict]]:
     """{student: {function: {"points", "reason"}}} from a CSV with the columns student,
     function, points, reason (a row whose student starts with ``#`` is a comment). Points
     are what the function is worth for that student instead of the autograder's score,
-    between 0 and the function's points. Raises `OverridesError` for a missing file or
+    between 0 and the function's points (`points`, the assignment's). Raises `OverridesError` for a missing file or
     column, an unknown function, a number out of range, or a student and function twice."""
     path = Path(path)
     try:
@@ -448,34 +459,34 @@ def load_overrides(path: Path) -> dict[str, dict[str, dict]]:
         if not student or student.startswith("#"):
             continue
         function = (row.get("function") or "").strip()
-        if function not in POINTS:
-            raise OverridesError(f"{path}, line {line}: unknown function {function!r} (one of: {', '.join(POINTS)})")
+        if function not in points:
+            raise OverridesError(f"{path}, line {line}: unknown function {function!r} (one of: {', '.join(points)})")
         raw = (row.get("points") or "").strip()
         try:
-            points = float(raw)
+            given = float(raw)
         except ValueError:
-            points = float("nan")
-        if not (math.isfinite(points) and 0 <= points <= POINTS[function]):
+            given = float("nan")
+        if not (math.isfinite(given) and 0 <= given <= points[function]):
             raise OverridesError(f"{path}, line {line}: points {raw!r} for {function}: expected a number from 0 to "
-                                 f"{POINTS[function]}")
+                                 f"{points[function]}")
         if function in found.get(student, {}):
             raise OverridesError(f"{path}, line {line}: {student} {function} is overridden twice")
-        found.setdefault(student, {})[function] = {"points": points, "reason": (row.get("reason") or "").strip()}
+        found.setdefault(student, {})[function] = {"points": given, "reason": (row.get("reason") or "").strip()}
     return found
 
 
-def _autograder_points(results: dict) -> dict[str, float]:
+def _autograder_points(results: dict, points: dict) -> dict[str, float]:
     tests = results.get("tests") if isinstance(results.get("tests"), list) else []
     return {f: round(sum(_num(t.get("score")) for t in tests if isinstance(t, dict) and t.get("tags", [])[:1] == [f]), 4)
-            for f in POINTS}
+            for f in points}
 
 
-def with_overrides(results: dict, manual: dict) -> dict:
+def with_overrides(results: dict, manual: dict, points: dict) -> dict:
     """`results` with ``extra_data.overrides`` set to `manual` ({function: {"points",
     "reason"}}; none: the entry removed); the autograder's own scores stay as they are."""
     results = json.loads(json.dumps(results))
     extra = results.setdefault("extra_data", {})
-    own = _autograder_points(results)
+    own = _autograder_points(results, points)
     if manual:
         extra["overrides"] = {f: {"points": o["points"], "autograder_points": own[f], "reason": o.get("reason", "")}
                               for f, o in manual.items()}
@@ -484,10 +495,12 @@ def with_overrides(results: dict, manual: dict) -> dict:
     return results
 
 
-def adjusted_feedback(text: str, overrides: dict | None, own: dict[str, float] | None = None) -> str:
+def adjusted_feedback(text: str, overrides: dict | None, own: dict[str, float] | None = None,
+                      points: dict | None = None) -> str:
     """feedback.md with the TA's adjustments as a paragraph under its title (replacing any
     earlier one): "Adjusted by your TA: ...", and the total with them when `own` (the
-    autograder's points per function) is given."""
+    autograder's points per function) is given; `points`: what each function is worth."""
+    points = points or {}
     lines = text.splitlines()
     if _ADJUSTED_START in lines and _ADJUSTED_END in lines[lines.index(_ADJUSTED_START):]:
         start = lines.index(_ADJUSTED_START)
@@ -497,22 +510,22 @@ def adjusted_feedback(text: str, overrides: dict | None, own: dict[str, float] |
         parts = []
         for function, entry in overrides.items():
             reason = f": {report.md_inline(entry.get('reason'), 500)}" if entry.get("reason") else ""
-            parts.append(f"`{function}` is {_num(entry.get('points')):g} / {POINTS.get(function, 0):g} "
+            parts.append(f"`{function}` is {_num(entry.get('points')):g} / {points.get(function, 0):g} "
                          f"(the tests below give {_num(entry.get('autograder_points')):g}){reason}")
         total = None if own is None else sum(
             _num(overrides[f].get("points")) if isinstance(overrides.get(f), dict) else points for f, points in own.items())
         after = f" Your total with {'this adjustment' if len(parts) == 1 else 'these adjustments'}: {total:g} / " \
-                f"{sum(POINTS.values()):g}." if total is not None else ""
+                f"{sum(points.values()):g}." if total is not None else ""
         block = [_ADJUSTED_START, "", "**Adjusted by your TA:** " + "; ".join(parts) + "." + after, "", _ADJUSTED_END, ""]
         at = 2 if len(lines) > 1 and not lines[1].strip() else 1
         lines = lines[:at] + block + lines[at:]
     return "\n".join(lines) + "\n"
 
 
-def apply_overrides(target: Path, results: dict, manual: dict) -> dict:
+def apply_overrides(target: Path, results: dict, manual: dict, points: dict) -> dict:
     """Bring results.json and feedback.md in `target` in line with the TA's overrides for
     this student (written only when they changed); returns the results.json data."""
-    updated = with_overrides(results, manual)
+    updated = with_overrides(results, manual, points)
     if updated.get("extra_data", {}).get("overrides") == results.get("extra_data", {}).get("overrides"):
         return results
     try:
@@ -521,17 +534,17 @@ def apply_overrides(target: Path, results: dict, manual: dict) -> dict:
         text = ""
     if text:
         report.write_text(target / "feedback.md", adjusted_feedback(text, updated["extra_data"].get("overrides"),
-                                                                    _autograder_points(updated)))
+                                                                    _autograder_points(updated, points), points))
     report.write_json(target / "results.json", updated)
     return updated
 
 
-def _override_changes(student: str, previous: dict | None, results: dict) -> list[str]:
+def _override_changes(student: str, previous: dict | None, results: dict, points: dict) -> list[str]:
     """A line per overridden function whose autograder score this grading changed."""
     kept = results.get("extra_data", {}).get("overrides") or {}
     if not kept or previous is None or previous.get("extra_data", {}).get("not_submitted"):
         return []
-    before, now = _autograder_points(previous), _autograder_points(results)
+    before, now = _autograder_points(previous, points), _autograder_points(results, points)
     notes = []
     for function, entry in kept.items():
         if abs(before.get(function, 0.0) - now.get(function, 0.0)) > 1e-6:
@@ -550,7 +563,7 @@ def _metadata(grader) -> dict:
 
 
 def record_grader_error(target: Path, student: str, error: BaseException, details: str, metadata: dict,
-                        console: Console) -> dict:
+                        console: Console, points: dict) -> dict:
     """Record that grading `student` failed in the grader: results.json (0 points, the error
     for the TA), feedback.md, grader-error.txt (the traceback); returns the grades.csv row.
 
@@ -558,7 +571,7 @@ def record_grader_error(target: Path, student: str, error: BaseException, detail
     (and its feedback.md as feedback.previous.md). Never raises."""
     message = report.clean_text(f"{type(error).__name__}: {error}")
     message = " ".join(message.split())[:300] or type(error).__name__
-    results = report.grader_error_results(student, message, metadata)
+    results = report.grader_error_results(student, message, points, metadata)
     try:
         _keep_previous(target)
         report.write_text(target / "grader-error.txt", details)
@@ -568,7 +581,7 @@ def record_grader_error(target: Path, student: str, error: BaseException, detail
     except Exception as write_error:  # noqa: BLE001 - the row below still records it
         where = f"and its reports could not be written ({type(write_error).__name__}: {write_error})"
     console.print(f"[red]{escape(report.clean_text(student))}: the grader failed ({escape(message)}); {escape(report.clean_text(where))}[/]")
-    return report.grades_row(results)
+    return report.grades_row(results, points)
 
 
 def _keep_previous(target: Path) -> None:
@@ -584,7 +597,8 @@ def _keep_previous(target: Path) -> None:
         os.replace(target / "feedback.md", target / "feedback.previous.md")
 
 
-def reusable_results(target: Path, digest: str, model_name: str, *, revision: str | None = None) -> dict | None:
+def reusable_results(target: Path, digest: str, model_name: str, points: dict, *,
+                     revision: str | None = None) -> dict | None:
     """The results.json in `target` if it grades this exact decoding.py with this model (and
     `revision`, when given) and no grader error happened while making it.
 
@@ -603,7 +617,7 @@ def reusable_results(target: Path, digest: str, model_name: str, *, revision: st
                 and (revision is None or model.get("revision") == revision))
         if not same or "tests" not in data:
             return None
-        report.grades_row(data)  # a row can be made of it
+        report.grades_row(data, points)  # a row can be made of it
         return data
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -619,13 +633,14 @@ def write_reports(target: Path, result, digest: str, *, found: discovery.Found |
     results.json is written last: it is what a rerun looks for, so it never stands next
     to a feedback.md from another grading."""
     results = report.gradescope_results(result)
+    points = result.points
     results["extra_data"]["submission_sha256"] = digest
     if found is not None and found.relative:
         results["extra_data"]["submission_file"] = found.relative
     feedback = report.feedback_markdown(result)
     if overrides:
-        results = with_overrides(results, overrides)
-        feedback = adjusted_feedback(feedback, results["extra_data"]["overrides"], _autograder_points(results))
+        results = with_overrides(results, overrides, points)
+        feedback = adjusted_feedback(feedback, results["extra_data"]["overrides"], _autograder_points(results, points), points)
     error_file = target / "grader-error.txt"
     if result.internal_errors:
         report.write_text(error_file, "\n\n".join(report.clean_text(e) for e in result.internal_errors))

@@ -7,7 +7,8 @@ Sources, one Canvas column per assignment:
 * ``--grades [NAME=]OUT_DIR`` (repeatable): a folder ``grade-all`` (or ``nbgrader-autograde``,
   in ``COURSE/grading-output/<assignment>/``) wrote. Its ``grades.csv`` gives each student's
   ``total``; the assignment's points possible are the sum of its function columns' maxima
-  (`autograder.grading.POINTS`; for function columns it does not know, the sum of the
+  (the points of the course's assignment whose functions they are, from its
+  ``assignment.toml``; for function columns it does not know, the sum of the
   ``max_score`` of the tests in the folder's ``<student>/results.json``), or ``--points
   NAME=P``. The name is NAME, else the folder's name (grade-all's default folder
   ``grading-output`` stands for this project's assignment, ``basic_prompting``). Only rows
@@ -79,7 +80,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from . import assignment
+from .assignment import DEFAULT as DEFAULT_ASSIGNMENT
 
 IDENTITY_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 MATCH_COLUMNS = ("ID", "SIS User ID", "SIS Login ID")  # what Canvas finds a student by
@@ -87,7 +88,7 @@ MAPPING_COLUMNS = ("student", *IDENTITY_COLUMNS)
 POINTS_POSSIBLE = "Points Possible"
 GRADED = "graded"  # the grades.csv status of a final grade
 GRADER_ERROR = "grader error"  # how a grades.csv status starts when grading failed (report.GRADER_ERROR)
-GRADE_ALL_DEFAULT_OUT = "grading-output"  # grade-all's default --out: it grades assignment.ASSIGNMENT
+GRADE_ALL_DEFAULT_OUT = "grading-output"  # grade-all's default --out: it grades the default assignment
 UNMATCHED_FILE = "unmatched.csv"
 
 
@@ -226,13 +227,26 @@ def _results_max_points(folder: Path, functions: list[str]) -> float | None:
 
 def default_assignment_name(folder: Path) -> str:
     name = Path(folder).resolve().name
-    return assignment.ASSIGNMENT if name == GRADE_ALL_DEFAULT_OUT else name
+    return DEFAULT_ASSIGNMENT if name == GRADE_ALL_DEFAULT_OUT else name
+
+
+def known_points(name: str, functions: list[str]) -> float | None:
+    """The points possible of the course's assignment whose grades.csv has these function
+    columns (the one called `name` first), or None."""
+    from .assignment import available, load
+
+    for candidate in sorted(available(), key=lambda n: n != name):
+        try:
+            points = load(candidate).points
+        except ValueError:
+            continue
+        if functions and list(points) == list(functions):
+            return float(sum(points.values()))
+    return None
 
 
 def read_grade_all(folder: Path, name: str | None = None, points: float | None = None) -> AssignmentColumn:
     """One assignment from a grade-all output folder (its grades.csv)."""
-    from .nbgrader_course import grader_points
-
     folder = Path(folder)
     path = folder / "grades.csv"
     if not path.is_file():
@@ -244,10 +258,8 @@ def read_grade_all(folder: Path, name: str | None = None, points: float | None =
     end = header.index("status") if "status" in header else len(header)
     functions = header[header.index("total") + 1:end]
     if points is None:
-        known = grader_points()
-        if functions and all(f in known for f in functions):
-            points = float(sum(known[f] for f in functions))
-        else:
+        points = known_points(name or default_assignment_name(folder), functions)
+        if points is None:
             points = _results_max_points(folder, functions) if functions else None
         if points is None:
             raise ExportError(f"{path}: cannot tell the points possible (function columns {', '.join(functions) or 'none'}); "

@@ -34,7 +34,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from .assignment import SUBMISSION_FILE  # "decoding.py" (assignment.py imports only the standard library)
+DEFAULT_NAME = "decoding.py"  # the default assignment's file; callers pass `Assignment.submission_file`
 from .submission_file import file_kind
 
 MAX_LISTED = 20  # names a message lists
@@ -56,6 +56,7 @@ class Found:
     files: tuple[str, ...] = ()  # relative names of the files seen (at most MAX_LISTED), for messages
     candidates: tuple[str, ...] = ()  # relative paths of every regular decoding.py seen
     complete: bool = True  # False when the walk stopped at MAX_ENTRIES
+    wanted: str = DEFAULT_NAME  # the file name that was looked for
 
     @property
     def relative(self) -> str | None:
@@ -83,11 +84,12 @@ _COPY_SUFFIX = re.compile(r"(\s*\(\d+\)|\s*-\s*copy(\s*\(\d+\))?|\s+copy(\s+\d+)
 _ADDED_EXTENSIONS = (".txt", ".download", ".crdownload")
 
 
-def near_miss(name: str) -> str | None:
-    """Why `name` (a file's own name, not a path) looks like a mistyped ``decoding.py``
-    (another case, a copy suffix, an added extension, no ``.py``), or None."""
-    if name == SUBMISSION_FILE:
+def near_miss(name: str, wanted: str = DEFAULT_NAME) -> str | None:
+    """Why `name` (a file's own name, not a path) looks like a mistyped `wanted` (e.g.
+    ``decoding.py``: another case, a copy suffix, an added extension, no ``.py``), or None."""
+    if name == wanted:
         return None
+    wanted_stem = wanted.removesuffix(".py")
     reasons = []
     text = name
     for extra in _ADDED_EXTENSIONS:
@@ -99,7 +101,7 @@ def near_miss(name: str) -> str | None:
         reasons.append("it ends in .py.py")
     if text.casefold().endswith(".py"):
         stem, ending = text[:-3], text[-3:]
-    elif text.casefold() == "decoding":
+    elif text.casefold() == wanted_stem.casefold():
         stem, ending = text, ".py"
         reasons.append("it has no .py at the end")
     else:
@@ -108,15 +110,17 @@ def near_miss(name: str) -> str | None:
     if copy and copy.start() > 0:
         reasons.append(f'the name has "{copy.group().strip()}" added, as browsers and file managers do to a second copy')
         stem = stem[: copy.start()]
-    if stem.casefold() != "decoding":
+    if stem.casefold() != wanted_stem.casefold():
         return None
-    if stem != "decoding" or ending != ".py":
+    if stem != wanted_stem or ending != ".py":
         reasons.insert(0, "names are case-sensitive")
     return "; ".join(reasons) or None
 
 
-def find_submission_file(folder: str | os.PathLike, *, exclude: tuple | list = (), upload: bool = False) -> Found:
-    """The student's ``decoding.py`` below `folder` by the module's rule, or why there is none.
+def find_submission_file(folder: str | os.PathLike, *, exclude: tuple | list = (), upload: bool = False,
+                         name: str = DEFAULT_NAME) -> Found:
+    """The student's file called `name` (the assignment's ``submission_file``, e.g.
+    ``decoding.py``) below `folder` by the module's rule, or why there is none.
 
     `exclude`: folders never searched (the grading output, when it lies inside). `upload`:
     word the messages for Gradescope (``upload one``) instead of ``submit one``. Never
@@ -133,10 +137,10 @@ def find_submission_file(folder: str | os.PathLike, *, exclude: tuple | list = (
     try:
         top = os.lstat(folder)
     except OSError:
-        return Found(folder, None, f"No {SUBMISSION_FILE} found: {show(str(folder))} does not exist.")
+        return Found(folder, None, f"No {name} found: {show(str(folder))} does not exist.", wanted=name)
     if not stat.S_ISDIR(top.st_mode):
         what = "a symbolic link" if stat.S_ISLNK(top.st_mode) else "not a folder"
-        return Found(folder, None, f"No {SUBMISSION_FILE} found: {show(str(folder))} is {what}.")
+        return Found(folder, None, f"No {name} found: {show(str(folder))} is {what}.", wanted=name)
 
     files: list[str] = []  # every file's relative name (for the listing; counted beyond MAX_LISTED)
     file_count = 0
@@ -172,19 +176,19 @@ def find_submission_file(folder: str | os.PathLike, *, exclude: tuple | list = (
                     continue
                 elif depth + 1 <= MAX_DEPTH:
                     pending.append((entry.path, relative + "/", depth + 1))
-                if entry.name == SUBMISSION_FILE:
+                if entry.name == name:
                     refused.append((relative, "a folder"))
                 continue
             file_count += 1
             if len(files) < MAX_LISTED:
                 files.append(relative if stat.S_ISREG(mode) else f"{relative} ({file_kind(mode)})")
-            if entry.name == SUBMISSION_FILE:
+            if entry.name == name:
                 if stat.S_ISREG(mode):
                     candidates.append(relative)
                 else:
                     refused.append((relative, file_kind(mode)))
                 continue
-            why = near_miss(entry.name)
+            why = near_miss(entry.name, name)
             if why:
                 misses.append((relative, why))
             elif entry.name.casefold().endswith(NOTEBOOK_SUFFIX):
@@ -197,32 +201,32 @@ def find_submission_file(folder: str | os.PathLike, *, exclude: tuple | list = (
         more = file_count - len(files)
         return shown + (f" and {more} more" if more > 0 else "") + (" (the search stopped there)" if not complete else "")
 
-    found = dict(folder=folder, files=tuple(files), candidates=tuple(candidates), complete=complete)
+    found = dict(folder=folder, files=tuple(files), candidates=tuple(candidates), complete=complete, wanted=name)
     if len(candidates) == 1 and complete:
         return Found(path=folder / candidates[0], **found)
     if len(candidates) > 1:
         names = ", ".join(show(name) for name in candidates[:MAX_LISTED])
         more = f" and {len(candidates) - MAX_LISTED} more" if len(candidates) > MAX_LISTED else ""
-        return Found(path=None, problem=f"{len(candidates)} files named {SUBMISSION_FILE}: {names}{more} — {verb} one", **found)
+        return Found(path=None, problem=f"{len(candidates)} files named {name}: {names}{more} — {verb} one", **found)
     if not complete:
         return Found(path=None, problem=(
-            f"No single {SUBMISSION_FILE} found: the submission holds more than {MAX_ENTRIES:,} files and folders, too "
-            f"many to search; found: {listing()}. {verb.capitalize()} {SUBMISSION_FILE} alone."), **found)
+            f"No single {name} found: the submission holds more than {MAX_ENTRIES:,} files and folders, too "
+            f"many to search; found: {listing()}. {verb.capitalize()} {name} alone."), **found)
     if not file_count and not refused:
         where = " (hidden folders, caches and virtual environments are not searched: " + ", ".join(
             show(name) for name in skipped[:MAX_LISTED]) + ")" if skipped else ""
-        return Found(path=None, problem=f"No {SUBMISSION_FILE} found: the submission holds no files{where}.", **found)
+        return Found(path=None, problem=f"No {name} found: the submission holds no files{where}.", **found)
     hints = []
     for relative, what in refused[:5]:
         hints.append(f"{show(relative)} is {what}, which is never followed or read: {verb} the file itself."
                      if what == "a symbolic link" else f"{show(relative)} is {what}, not a regular file: {verb} the file itself.")
     for relative, why in misses[:5]:
-        hints.append(f"Rename {show(relative)} to {SUBMISSION_FILE} ({why}).")
+        hints.append(f"Rename {show(relative)} to {name} ({why}).")
     if notebooks and not misses and not refused:
-        hints.append(f"The notebook is not graded: put your code in a file named {SUBMISSION_FILE} and {verb} it.")
+        hints.append(f"The notebook is not graded: put your code in a file named {name} and {verb} it.")
     if not hints:
-        hints.append(f"Put your code in a file named exactly {SUBMISSION_FILE} and {verb} it.")
-    return Found(path=None, problem=f"No {SUBMISSION_FILE} found; found: {listing()}. " + " ".join(hints), **found)
+        hints.append(f"Put your code in a file named exactly {name} and {verb} it.")
+    return Found(path=None, problem=f"No {name} found; found: {listing()}. " + " ".join(hints), **found)
 
 
 def folders_between(found: Found) -> list[Path]:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import assignment
+from .assignment import load as load_assignment
 
 
 @dataclass
@@ -50,9 +50,10 @@ def grade_reference(model: str, runs: int, busy: int, limits=None, report=print)
     """Grade the reference `runs` times with a fresh `Grader` each, under `busy` spinners."""
     from .grading import Grader
 
+    graded = load_assignment(None)
     folder = Path(tempfile.mkdtemp(prefix="flakiness-"))
     try:
-        shutil.copy(assignment.REFERENCE_PATH, folder / assignment.SUBMISSION_FILE)
+        shutil.copy(graded.reference_path, folder / graded.submission_file)
         results = []
         with busy_processes(busy):
             for number in range(1, runs + 1):

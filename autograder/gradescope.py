@@ -41,7 +41,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import assignment, models
+from . import models
+from .assignment import COURSE_MODEL_PATH, DESCRIPTOR, REPO_ROOT, Assignment, load as load_assignment
 from .sandbox import scratch
 from .submission_file import SubmissionFileError, read_submission_bytes
 
@@ -52,9 +53,12 @@ TORCH_VERSION = "2.13.0"
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 CONSTRAINTS = "constraints/transformers4.txt"
 OFFLINE_MODELS = (models.TINY_MODEL, models.SHAPED_MODEL)
-# What the bundle holds, relative to the repository (folders are copied without caches).
-BUNDLED = ("pyproject.toml", "README.md", "autograder", "solutions/" + assignment.ASSIGNMENT,
-           "assignments/" + assignment.ASSIGNMENT, "constraints")
+# What every bundle holds, relative to the repository (folders are copied without caches);
+# then the graded assignment's own files (`_assignment_files`).
+BUNDLED = ("pyproject.toml", "README.md", "autograder", "constraints", COURSE_MODEL_PATH.relative_to(REPO_ROOT).as_posix())
+# Where an assignment kept outside the checkout goes in the bundle (its suite, reference
+# and student folder, with an assignment.toml that points at them there).
+EXTERNAL = "external-assignment"
 SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".DS_Store")
 # Extra seconds beyond the submission's own time budget: model loading and bookkeeping
 # (the real-size model maps its float32 weights in seconds; its first forward takes 5-7 s).
@@ -96,16 +100,17 @@ chmod -R a+rX "$HF_HOME" "$AUTOGRADER_CACHE"
 
 # The reference and the hidden suites: root only (student code runs under another uid).
 chmod -R go-rwx "$SOURCE/solutions" "$SOURCE/autograder/suites"
+[ ! -d "$SOURCE/__EXTERNAL__" ] || chmod -R go-rwx "$SOURCE/__EXTERNAL__"
 # The reference's answers to every variant of the hidden tests, computed once into the
 # image (owner-only, hidden from student code): each submission's grading then reuses them.
-(cd "$SOURCE" && "$VENV/bin/python" -m autograder prepare --model "$MODEL") \
+(cd "$SOURCE" && "$VENV/bin/python" -m autograder prepare --model "$MODEL" --assignment __ASSIGNMENT__) \
   || echo "warning: preparing the reference answers failed; each submission will compute what it needs" >&2
 echo "autograder ready (model $MODEL)"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
 # Gradescope runs this, as root, for every submission: it grades
-# $ROOT/submission/decoding.py and writes $ROOT/results/results.json.
+# the file __SUBMISSION__ in $ROOT/submission and writes $ROOT/results/results.json.
 set -uo pipefail
 ROOT=${AUTOGRADER_ROOT:-/autograder}
 PYTHON=${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}
@@ -120,6 +125,50 @@ exec "$PYTHON" -m autograder.gradescope run --root "$ROOT"
 # -- building the zip ---------------------------------------------------------------------
 
 
+def _tree(path: Path) -> list[Path]:
+    """The files under `path` a bundle copies: no caches, no links except to a file
+    another assignment folder of the checkout holds (course_model.py, shared)."""
+    def wanted(p: Path) -> bool:
+        if any(part in SKIPPED_PARTS for part in p.relative_to(path).parts) or p.suffix == ".pyc":
+            return False
+        if p.is_symlink():
+            target = p.resolve()
+            return target.is_file() and (REPO_ROOT / "assignments").resolve() in target.parents
+        return p.is_file()
+    return [p for p in sorted(path.rglob("*")) if wanted(p)]
+
+
+def _assignment_files(assignment: Assignment) -> tuple[list[tuple[Path, str]], str]:
+    """(file, name in the bundle) pairs of the assignment's own files, and how the bundle's
+    grader names it: the course's own by name (its suite is under autograder/), one kept
+    elsewhere by its folder in the bundle, with a rewritten assignment.toml."""
+    def inside(path: Path) -> bool:
+        return REPO_ROOT.resolve() in path.resolve().parents
+    if all(inside(p) for p in (assignment.suite_dir, assignment.reference_path, assignment.student_dir)) \
+            and load_assignment(assignment.name).suite_dir == assignment.suite_dir:
+        reference_dir = assignment.reference_path.parent
+        pairs = [(p, p.relative_to(REPO_ROOT).as_posix()) for folder in (reference_dir, assignment.student_dir)
+                 for p in _tree(folder)]
+        return pairs, assignment.name
+    pairs = [(p, f"{EXTERNAL}/suite/{p.relative_to(assignment.suite_dir).as_posix()}") for p in _tree(assignment.suite_dir)
+             if p.name != DESCRIPTOR or p.parent != assignment.suite_dir]
+    pairs += [(assignment.reference_path, f"{EXTERNAL}/reference/{assignment.submission_file}")]
+    pairs += [(p, f"{EXTERNAL}/student/{p.relative_to(assignment.student_dir).as_posix()}") for p in _tree(assignment.student_dir)]
+    return pairs, f"{EXTERNAL}/suite"
+
+
+def _external_descriptor(assignment: Assignment) -> str:
+    """The assignment.toml of an assignment from outside the checkout, as the bundle lays it out."""
+    import json as _json
+
+    lines = [f"name = {_json.dumps(assignment.name)}", f"title = {_json.dumps(assignment.title)}",
+             f"submission = {_json.dumps(assignment.submission_file)}", 'student_folder = "../student"',
+             f"reference = {_json.dumps('../reference/' + assignment.submission_file)}",
+             f"helpers = {_json.dumps(list(assignment.helpers))}", "", "[points]"]
+    lines += [f"{function} = {points!r}" for function, points in assignment.points.items()]
+    return "\n".join(lines) + "\n"
+
+
 def _files(repo: Path) -> list[Path]:
     found = []
     for name in BUNDLED:
@@ -127,16 +176,16 @@ def _files(repo: Path) -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            found += [p for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()
-                      and not any(part in SKIPPED_PARTS for part in p.relative_to(repo).parts) and p.suffix != ".pyc"]
+            found += _tree(path)
         else:
             raise FileNotFoundError(f"the bundle needs {path}, which is missing")
     return found
 
 
-def _script(template: str, model: str) -> str:
-    return (template.replace("__MODEL__", shlex.quote(model)).replace("__ASSIGNMENT__", assignment.ASSIGNMENT).replace("__TORCH__", TORCH_VERSION)
-            .replace("__TORCH_INDEX__", TORCH_INDEX).replace("__CONSTRAINTS__", CONSTRAINTS))
+def _script(template: str, model: str, assignment: Assignment, named: str) -> str:
+    return (template.replace("__MODEL__", shlex.quote(model)).replace("__ASSIGNMENT__", shlex.quote(named))
+            .replace("__SUBMISSION__", assignment.submission_file).replace("__EXTERNAL__", EXTERNAL)
+            .replace("__TORCH__", TORCH_VERSION).replace("__TORCH_INDEX__", TORCH_INDEX).replace("__CONSTRAINTS__", CONSTRAINTS))
 
 
 def parse_visibility(settings: list[str] | None) -> dict:
@@ -156,9 +205,11 @@ def parse_visibility(settings: list[str] | None) -> dict:
     return chosen
 
 
-def build_bundle(out_zip: Path, model: str, limits=None, visibility: dict | None = None) -> Path:
-    """Write Gradescope's autograder zip for grading with `model` (a hub id or an offline
-    name); `visibility`: group -> Gradescope level, over `report.DEFAULT_VISIBILITY`."""
+def build_bundle(out_zip: Path, model: str, limits=None, visibility: dict | None = None,
+                 assignment: "str | Path | Assignment | None" = None) -> Path:
+    """Write Gradescope's autograder zip for grading `assignment` (default
+    `assignment.DEFAULT`) with `model` (a hub id or an offline name); `visibility`:
+    group -> Gradescope level, over `report.DEFAULT_VISIBILITY`."""
     from .report import DEFAULT_VISIBILITY
     from .sandbox.limits import Limits
 
@@ -166,9 +217,13 @@ def build_bundle(out_zip: Path, model: str, limits=None, visibility: dict | None
         raise ValueError(f"{model} is a local folder; the bundle needs a hub id (downloaded by setup.sh) "
                          f"or one of {', '.join(OFFLINE_MODELS)}")
     limits = limits or Limits()
-    repo = assignment.REPO_ROOT
+    assignment = load_assignment(assignment)
+    own, named = _assignment_files(assignment)
+    repo = REPO_ROOT
     info = {
-        "assignment": assignment.ASSIGNMENT,
+        "assignment": named,
+        "assignment_name": assignment.name,
+        "submission_file": assignment.submission_file,
         "model": model,
         "limits": dataclasses.asdict(limits),
         "visibility": DEFAULT_VISIBILITY | (visibility or {}),
@@ -179,14 +234,20 @@ def build_bundle(out_zip: Path, model: str, limits=None, visibility: dict | None
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     temporary = out_zip.with_suffix(out_zip.suffix + ".tmp")
     with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for name, text in (("setup.sh", _script(SETUP_SH, model)), ("run_autograder", _script(RUN_AUTOGRADER, model))):
+        for name, text in (("setup.sh", _script(SETUP_SH, model, assignment, named)),
+                           ("run_autograder", _script(RUN_AUTOGRADER, model, assignment, named))):
             entry = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
             entry.external_attr = (0o100755 << 16)  # executable, as Gradescope expects
             entry.compress_type = zipfile.ZIP_DEFLATED
             bundle.writestr(entry, text)
         bundle.writestr("bundle.json", json.dumps(info, indent=2) + "\n")
-        for path in _files(repo):
-            bundle.write(path, path.relative_to(repo).as_posix())
+        written = set()
+        for path, name in [(p, p.relative_to(repo).as_posix()) for p in _files(repo)] + own:
+            if name not in written:  # the course's model loader is also in the assignment's folder
+                bundle.write(path, name)
+                written.add(name)
+        if named.startswith(EXTERNAL):
+            bundle.writestr(f"{EXTERNAL}/suite/{DESCRIPTOR}", _external_descriptor(assignment))
     os.replace(temporary, out_zip)
     return out_zip
 
@@ -216,13 +277,13 @@ def student_id(root: Path) -> str:
     return "+".join(ids)[:200] or "submission"
 
 
-def find_submission(folder: Path) -> Path | None:
-    """The submission's decoding.py by the rule every entry point follows
-    (`discovery.find_submission_file`: exactly one, at any depth, symbolic links never
-    followed, hidden folders and ``__MACOSX`` not searched), or None."""
+def find_submission(folder: Path, name: str) -> Path | None:
+    """The submission's file `name` (e.g. decoding.py) by the rule every entry point
+    follows (`discovery.find_submission_file`: exactly one, at any depth, symbolic links
+    never followed, hidden folders and ``__MACOSX`` not searched), or None."""
     from .discovery import find_submission_file
 
-    return find_submission_file(folder, upload=True).path
+    return find_submission_file(folder, upload=True, name=name).path
 
 
 def error_results(message: str, execution_time: float = 0.0) -> dict:
@@ -272,7 +333,9 @@ def _run(root: Path, started: float) -> int:
     info = json.loads((root / "source" / "bundle.json").read_text())
     from .discovery import find_submission_file
 
-    found = find_submission_file(root / "submission", upload=True)
+    named = str(info.get("assignment") or "")
+    file_name = str(info.get("submission_file") or load_assignment(_bundled(root, named)).submission_file)
+    found = find_submission_file(root / "submission", upload=True, name=file_name)
     submission = found.path
     if submission is None:
         # Not a graded 0: nothing was graded, and the message says what was found and what to rename.
@@ -292,13 +355,14 @@ def _run(root: Path, started: float) -> int:
     try:
         folder = work / "submission"
         folder.mkdir()
-        (folder / assignment.SUBMISSION_FILE).write_bytes(source)
+        (folder / file_name).write_bytes(source)
         out = work / "out" / "results.json"
         out.parent.mkdir()
         limits = info.get("limits", {})
         timeout = float(limits.get("submission_seconds", Limits().submission_seconds)) + STARTUP_SECONDS
         command = [sys.executable, "-m", "autograder.gradescope", "grade-one", str(folder), "--out", str(out),
                    "--model", info["model"], "--limits", json.dumps(limits), "--student", student_id(root),
+                   "--assignment", str(_bundled(root, named)),
                    "--visibility", json.dumps(info.get("visibility", {})),
                    "--hide", str(root / "results"), "--hide", str(work / "out")]
         try:
@@ -320,8 +384,13 @@ def _run(root: Path, started: float) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _bundled(root: Path, named: str) -> str:
+    """The bundle's assignment as `assignment.load` takes it: a name, or its folder in the bundle."""
+    return str(root / "source" / named) if "/" in named else (named or "")
+
+
 def grade_one(folder: Path, out: Path, model: str, limits: dict, hide: list[Path], *, student: str = "submission",
-              visibility: dict | None = None) -> int:
+              visibility: dict | None = None, assignment: str | None = None) -> int:
     """The grading child: grade `folder` as `student`'s, write results.json to `out` (tests
     shown at `visibility`); TA notes on stdout."""
     from . import report
@@ -329,7 +398,7 @@ def grade_one(folder: Path, out: Path, model: str, limits: dict, hide: list[Path
     from .sandbox.limits import Limits
 
     known = {f.name for f in dataclasses.fields(Limits)}
-    with Grader(model, Limits(**{k: v for k, v in limits.items() if k in known})) as grader:
+    with Grader(model, Limits(**{k: v for k, v in limits.items() if k in known}), assignment=assignment or None) as grader:
         if hasattr(grader, "hidden_paths"):
             grader.hidden_paths += [p.resolve() for p in hide]
         result = grader.grade(folder, student=student)
@@ -357,14 +426,15 @@ def _build_command(args) -> int:
                     memory_bytes=int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else defaults.memory_bytes)
     model = models.resolve_model_name(args.model)
     try:
-        path = build_bundle(args.out, model, limits, parse_visibility(args.visibility))
+        assignment = load_assignment(args.assignment)
+        path = build_bundle(args.out, model, limits, parse_visibility(args.visibility), assignment)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     from .report import DEFAULT_VISIBILITY
 
     shown = DEFAULT_VISIBILITY | parse_visibility(args.visibility)
-    print(f"{path}: Gradescope autograder for {assignment.ASSIGNMENT}, model {model} "
+    print(f"{path}: Gradescope autograder for {assignment.name}, model {model} "
           f"({path.stat().st_size / 1e6:.1f} MB); tests shown: "
           + ", ".join(f"{group} {level}" for group, level in shown.items())
           + ". Upload it under Configure Autograder -> Zip file upload.")
@@ -377,7 +447,7 @@ def _run_command(args) -> int:
 
 def _grade_one_command(args) -> int:
     return grade_one(args.submission, args.out, args.model, json.loads(args.limits), args.hide or [],
-                     student=args.student, visibility=json.loads(args.visibility))
+                     student=args.student, visibility=json.loads(args.visibility), assignment=args.assignment)
 
 
 def _add_build(commands, name: str):
@@ -388,6 +458,8 @@ def _add_build(commands, name: str):
     parser.add_argument("--test-timeout", type=float, help="the most seconds one call into student code may take (a call gets 20x the reference's time for the test, at least 10 s)")
     parser.add_argument("--submission-timeout", type=float, help="seconds for all calls of one submission")
     parser.add_argument("--memory-limit-gb", type=float, help="memory beyond the shared model, GiB")
+    parser.add_argument("--assignment", help="what to grade: an assignment's name (default: the course's first, "
+                                             "basic_prompting) or a folder with an assignment.toml")
     parser.add_argument("--visibility", action="append", metavar="GROUP=LEVEL",
                         help="when students see a group of tests: GROUP public (the tests that mirror the public "
                              "ones) or hidden (the rest, with inputs drawn per submission); LEVEL visible, hidden, "
@@ -416,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--hide", type=Path, action="append", help="a folder student code must not see")
     one.add_argument("--student", default="submission", help="whose submission (decides the hidden inputs)")
     one.add_argument("--visibility", default="{}", help="group -> Gradescope visibility, as JSON")
+    one.add_argument("--assignment", help="the assignment (a name, or its folder in the bundle)")
     one.set_defaults(handler=_grade_one_command)
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from . import assignment
+from .assignment import Assignment, load as load_assignment
 from .feedback import Mismatch, abbreviate, call_text
 from .hidden_inputs import HiddenInputs
 from .reference_store import ReferenceStore, fingerprint, store_dir
@@ -35,19 +35,6 @@ from .sandbox.memory import release_free_memory
 from .sandbox.scripted import Script
 from .submission_file import SubmissionFileError, read_submission_bytes
 
-SUITE_DIR = Path(__file__).resolve().parent / "suites" / assignment.ASSIGNMENT
-
-# Points per contract function; 100 in all. Within a function, tests share its points
-# in proportion to their weights (see `grades` markers in the hidden suite).
-POINTS = {
-    "softmax": 15,
-    "temperature_distribution": 10,
-    "top_p_filter": 20,
-    "greedy_decode": 15,
-    "sample_decode": 15,
-    "truncate_at_stop": 10,
-    "generate_text": 15,
-}
 # Groups of hidden tests (the `grades` marker's `group`): "public" ones mirror the public
 # tests on fixed inputs; "hidden" ones draw their inputs per submission (`hidden_inputs`).
 # Gradescope shows each group at the level the bundle sets (`report.DEFAULT_VISIBILITY`).
@@ -128,6 +115,8 @@ class SubmissionResult:
     printed: dict = field(default_factory=dict)
     internal_errors: list[str] = field(default_factory=list)
     execution_time: float = 0.0
+    points: dict = field(default_factory=dict)  # the assignment's points per function (`Assignment.points`)
+    assignment: str = ""  # its name
 
     @property
     def score(self) -> float:
@@ -138,7 +127,7 @@ class SubmissionResult:
         return round(sum(t.max_score for t in self.tests), 2)
 
     def by_function(self) -> dict[str, tuple[float, float]]:
-        totals = {name: [0.0, 0.0] for name in POINTS}
+        totals = {name: [0.0, 0.0] for name in self.points}
         for test in self.tests:
             totals[test.function][0] += test.score
             totals[test.function][1] += test.max_score
@@ -152,13 +141,15 @@ class Grader:
     """Grades submissions one after another with one loaded model."""
 
     def __init__(self, model_name: str, limits: Limits | None = None, *, work_dir: Path | None = None,
-                 reuse_reference: bool = True, inputs_seed: int | None = None):
+                 reuse_reference: bool = True, inputs_seed: int | None = None,
+                 assignment: "str | Path | Assignment | None" = None):
         """`reuse_reference`: keep the reference's answers and logits on disk for later
         batches, and serve students' model calls from those logits where they ask for
         exactly the same token sequences (see `sandbox.memo`). False computes everything
         afresh, in memory only: the same grades, slower. `inputs_seed`: draw every
         submission's hidden inputs from this seed instead of the one derived from the
-        student and the file (to reproduce a report; see `hidden_inputs`)."""
+        student and the file (to reproduce a report; see `hidden_inputs`). `assignment`:
+        what to grade (an `Assignment`, a name or a folder; default `assignment.DEFAULT`)."""
         import torch
         from transformers import AutoTokenizer
 
@@ -167,13 +158,14 @@ class Grader:
         # This process only coordinates and runs the small pure reference helpers; its
         # own thread pool would compete with the worker for the cores.
         torch.set_num_threads(1)
+        self.assignment = load_assignment(assignment)
         self.limits = limits or Limits()
         self.model_name = model_name
         self.inputs_seed = inputs_seed
         self.zygote = Zygote(model_name)
         self.model = self.zygote.model
         self.versions = self.zygote.versions
-        self.reference = assignment.load_reference()
+        self.reference = self.assignment.load_reference()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model["path"], **tokenizer_load_kwargs())
         scratch.remove_stale()  # what a killed grader left behind
         cgroup.remove_stale()
@@ -186,7 +178,7 @@ class Grader:
         self.last_reference_seconds = 0.0
         stored = None
         if reuse_reference:
-            stored = store_dir() / f"{fingerprint(self.model['revision'], self.versions)}.pt"
+            stored = store_dir() / f"{fingerprint(self.assignment, self.model['revision'], self.versions)}.pt"
             stored.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.hidden_paths.append(stored.parent)  # it holds the hidden tests' answers
         self.store = ReferenceStore(stored)
@@ -196,9 +188,9 @@ class Grader:
     def reference_worker(self) -> Worker:
         if self._reference_worker is None or not self._reference_worker.alive:
             self._reference_worker = Worker(
-                self.zygote, assignment.REFERENCE_PATH, self._work_dir / "reference",
+                self.zygote, self.assignment.reference_path, self._work_dir / "reference",
                 limits=Limits(test_seconds=3600, submission_seconds=float("inf"), import_seconds=120, memory_bytes=0),
-                trusted=True,
+                trusted=True, assignment=self.assignment,
             )
             report = self._reference_worker.start()
             if not report.get("ok"):
@@ -252,7 +244,7 @@ class Grader:
         far below what could stall a batch. `top_p_filter` also takes a leading batch
         dimension, as a student's own may: a loop that keeps `logits[:, -1, :]` is
         correct, and must not fail only because the reference's helper is 1-D."""
-        if function not in assignment.HELPERS:
+        if function not in self.assignment.helpers:
             raise ValueError(f"{function} is not a helper")
         problem = _oversized(list(args) + list(kwargs.values()))
         if problem:
@@ -274,6 +266,8 @@ class Grader:
 
     def metadata(self) -> dict:
         return {
+            "assignment": self.assignment.name,
+            "submission_file": self.assignment.submission_file,
             "model": self.model,
             "versions": self.versions,
             "limits": dataclasses.asdict(self.limits),
@@ -292,7 +286,7 @@ class Grader:
 
     def grade(self, submission_dir: str | Path, student: str | None = None, *,
               every_variant: int | None = None) -> SubmissionResult:
-        """Grade the decoding.py in `submission_dir` as `student`'s (by default the folder's
+        """Grade the submission file (e.g. decoding.py) in `submission_dir` as `student`'s (by default the folder's
         name; with the file it decides the hidden inputs). `every_variant`: give every
         hidden test that variant instead of drawing one (see `prepare`)."""
         self._ensure_zygote()
@@ -300,7 +294,8 @@ class Grader:
         student = student or submission_dir.name
         started = time.monotonic()
         folder = Path(tempfile.mkdtemp(prefix="submission-", dir=self._work_dir))
-        worker = Worker(self.zygote, folder / assignment.SUBMISSION_FILE, folder / "worker", limits=self.limits,
+        worker = Worker(self.zygote, folder / self.assignment.submission_file, folder / "worker", limits=self.limits,
+                        assignment=self.assignment,
                         helper=self.reference_helper, hidden_paths=tuple(self.hidden_paths),
                         memo=self.store.row if self.reuse_reference else None)
         import_report: dict = {}
@@ -309,13 +304,13 @@ class Grader:
             try:
                 # The worker imports a copy the grader made: it never opens a path the student
                 # chose (a symlink to the reference, a FIFO, a huge file) with the grader's rights.
-                source = read_submission_bytes(submission_dir / assignment.SUBMISSION_FILE)
+                source = read_submission_bytes(submission_dir / self.assignment.submission_file)
             except SubmissionFileError as error:
                 import_report = {"ok": False, "error": {"type": "SubmissionFileError", "message": str(error)}}
             else:
                 worker.module_path.write_bytes(source)
                 import_report = worker.start()
-            inputs = HiddenInputs.for_submission(assignment.ASSIGNMENT, student, source, self.inputs_seed)
+            inputs = HiddenInputs.for_submission(self.assignment.name, student, source, self.inputs_seed)
             inputs.every_variant = every_variant
             session = Session(self, worker, import_report, inputs)
             _run_suite(session)
@@ -334,6 +329,8 @@ class Grader:
             printed=worker.output(),
             internal_errors=session.internal_errors,
             execution_time=round(time.monotonic() - started, 2),
+            points=dict(self.assignment.points),
+            assignment=self.assignment.name,
         )
         shutil.rmtree(folder, ignore_errors=True)
         return result
@@ -348,7 +345,7 @@ class Grader:
         results: list[SubmissionResult] = []
         count = 1
         while len(results) < count:
-            result = self.grade(assignment.REFERENCE_PATH.parent, student="reference", every_variant=len(results))
+            result = self.grade(self.assignment.reference_path.parent, student="reference", every_variant=len(results))
             count = max(count, int(result.metadata["hidden_inputs"].get("variants") or 1))
             results.append(result)
             if on_variant is not None:
@@ -382,6 +379,7 @@ class Session:
         self.results: list[TestResult] = []
         self.internal_errors: list[str] = []
         self.grader_failure: GraderFailure | None = None  # set when the grader's side broke: no grade
+        self.interrupted = False  # pytest saw a Ctrl-C (or SIGTERM)
         self.timed_out: dict[str, str] = {}  # function -> how its first timeout went
         self._reference_seconds = 0.0  # what the current test's reference calls took
 
@@ -396,7 +394,7 @@ class Session:
 
     def _call(self, function: str, args, kwargs, seed: int | None):
         try:
-            return self.worker.call(function, *args, seed=seed, swap=assignment.swapped_helpers(function),
+            return self.worker.call(function, *args, seed=seed, swap=self.grader.assignment.swapped_helpers(function),
                                     seconds=self._call_seconds(), **kwargs)
         except WorkerTimeout as error:
             self.timed_out.setdefault(function, str(error))
@@ -409,9 +407,10 @@ class Session:
                                 f"on the earlier test first.")
         report = self.import_report
         if not report.get("ok"):  # (the error itself is said once, at the top of the report)
-            raise NotGradable("Not run: decoding.py could not be imported (the error is at the top of this report).")
+            raise NotGradable(f"Not run: {self.grader.assignment.submission_file} could not be imported (the error is at "
+                              f"the top of this report).")
         if function in report.get("missing", []):
-            raise NotGradable(f"Not run: decoding.py defines no function named {function} (check the spelling and the "
+            raise NotGradable(f"Not run: {self.grader.assignment.submission_file} defines no function named {function} (check the spelling and the "
                               f"indentation).")
         if not self.worker.alive:
             report = self.worker.start()  # a crash or timeout earlier costs only the tests it hit
@@ -421,7 +420,7 @@ class Session:
                                     f"could not be started again ({error.get('type')}: {error.get('message')})")
 
     def student(self, function: str, *args, seed: int | None = None, **kwargs):
-        """Call the submission's `function`, with the helpers `assignment.swapped_helpers`
+        """Call the submission's `function`, with the helpers `Assignment.swapped_helpers`
         names answered by the reference."""
         self._ensure_callable(function)
         try:
@@ -479,7 +478,8 @@ def finished_tests(session: Session) -> list[TestResult]:
     (`scoring.round_points`), messages within `MAX_TEST_OUTPUT_CHARS`."""
     from .scoring import gate_checks, round_points
 
-    tests = sorted(session.results, key=lambda t: assignment.CONTRACT.index(t.function))
+    contract = session.grader.assignment.contract
+    tests = sorted(session.results, key=lambda t: contract.index(t.function))
     gate_checks(tests)
     round_points(tests)
     for test in tests:
@@ -502,6 +502,12 @@ class GradingPlugin:
         if report.failed:
             self.session.internal_errors.append(f"collecting {report.nodeid}: {report.longrepr}")
 
+    def pytest_keyboard_interrupt(self, excinfo):
+        # pytest exits "interrupted" for a Ctrl-C and for a suite that does not collect alike
+        # (its `Session.Interrupted` is a KeyboardInterrupt): only the first stops the batch.
+        if not excinfo.errisinstance(pytest.Session.Interrupted):
+            self.session.interrupted = True
+
     def pytest_collection_modifyitems(self, session, config, items):
         weights: dict[str, float] = {}
         marks = {}
@@ -516,7 +522,11 @@ class GradingPlugin:
             marks[item.nodeid] = (function, weight, mark.kwargs.get("kind", "substantive"), group)
             weights[function] = weights.get(function, 0.0) + weight
         for nodeid, (function, weight, kind, group) in marks.items():
-            self._max[nodeid] = (function, POINTS[function] * weight / weights[function], kind, group)
+            points = self.session.grader.assignment.points
+            if function not in points:
+                raise RuntimeError(f"hidden test {nodeid} grades {function!r}, which is not in the assignment's "
+                                   f"[points] ({', '.join(points)})")
+            self._max[nodeid] = (function, points[function] * weight / weights[function], kind, group)
 
     def pytest_runtest_setup(self, item):
         self.session.begin_test()
@@ -560,13 +570,18 @@ def _display_name(item) -> str:
 
 def _run_suite(session: Session) -> None:
     plugin = GradingPlugin(session)
+    suite = session.grader.assignment.suite_dir
     args = [
-        str(SUITE_DIR), "-c", str(SUITE_DIR / "pytest.ini"), "--rootdir", str(SUITE_DIR),
+        str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite),
         "-p", "no:cacheprovider", "-p", "no:terminal", "--import-mode=importlib",
     ]
     code = pytest.main(args, plugins=[plugin])
     if code == pytest.ExitCode.INTERRUPTED and session.grader_failure is None:
-        raise KeyboardInterrupt  # pytest caught a Ctrl-C (or SIGTERM): stop, record nothing
+        if getattr(session, "interrupted", False):
+            raise KeyboardInterrupt  # pytest caught a Ctrl-C (or SIGTERM): stop, record nothing
+        details = "\n".join(session.internal_errors)
+        raise RuntimeError(f"the hidden suite in {suite} could not be collected (a grader error: no student is to "
+                           f"blame; fix the suite, then `prepare` checks it):\n{details}")
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED):
         details = "\n".join(session.internal_errors)
         raise RuntimeError(f"the hidden suite could not run (pytest exit code {int(code)})\n{details}")

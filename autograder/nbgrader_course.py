@@ -1,5 +1,8 @@
-"""The nbgrader course: keep its source in sync with the assignment, and grade collected work.
+"""The nbgrader course: keep its source in sync with the assignments, and grade collected work.
 
+Each assignment (`autograder.assignment`) is one nbgrader assignment of the same name;
+the names below are `basic_prompting`'s (its file is decoding.py, so its points notebook
+is ``decoding_points.ipynb``; `few_shot_prompting`'s is ``prompting_points.ipynb``).
 Two commands (see docs/TA_GUIDE.md for the whole workflow):
 
 * ``sync`` copies ``assignments/basic_prompting/`` (what students get) into the course's
@@ -42,8 +45,7 @@ Two commands (see docs/TA_GUIDE.md for the whole workflow):
 from __future__ import annotations
 
 import argparse
-import ast
-import functools
+import html
 import os
 import re
 import shutil
@@ -54,13 +56,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import assignment, models
+from . import models
+from .assignment import DEFAULT as DEFAULT_ASSIGNMENT, REPO_ROOT, Assignment, available, load as load_assignment
 
-POINTS_NOTEBOOK = "decoding_points"  # notebook name in nbgrader's gradebook (file: decoding_points.ipynb)
-FEEDBACK_HTML = "decoding_feedback.html"
 OUTPUT_DIR = "grading-output"  # below the course root; TAs only
-ASSIGNMENT_DIR = assignment.REPO_ROOT / "assignments" / assignment.ASSIGNMENT
-DEFAULT_COURSE = assignment.REPO_ROOT / "course"
+DEFAULT_COURSE = REPO_ROOT / "course"
 # Clutter that never belongs in the course's source (nor in autograded/): caches, checkpoints,
 # and a virtual environment someone made inside the assignment folder.
 IGNORED = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".DS_Store", ".venv", "venv",
@@ -73,44 +73,33 @@ def is_clutter(relative: str | Path) -> bool:
     return any(part in IGNORED or part.endswith(".pyc") for part in Path(relative).parts)
 
 
-@functools.cache
-def grader_points() -> dict[str, int]:
-    """`autograder.grading.POINTS`, read from grading.py's source while that module is not
-    imported yet: every nbgrader command in the course folder syncs the source (see
-    `sync_on_config_load`), and importing the grader would load torch each time."""
-    loaded = sys.modules.get(f"{__package__}.grading")
-    if loaded is None:
-        try:
-            tree = ast.parse(Path(__file__).with_name("grading.py").read_text(encoding="utf-8"))
-            for node in tree.body:
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-                if any(isinstance(t, ast.Name) and t.id == "POINTS" for t in targets) and node.value is not None:
-                    points = ast.literal_eval(node.value)
-                    if isinstance(points, dict) and all(isinstance(v, (int, float)) for v in points.values()):
-                        return dict(points)
-        except (OSError, SyntaxError, ValueError):
-            pass
-    from .grading import POINTS
-
-    return dict(POINTS)
+# Names in nbgrader's gradebook, from the submission file's name ("decoding" for decoding.py):
+# the points notebook (decoding_points.ipynb), its task cells, the report page.
+def points_notebook(assignment: Assignment) -> str:
+    return f"{assignment.module_name}_points"
 
 
-def __getattr__(name: str):
-    if name == "POINTS":  # nbgrader_course.POINTS, as before, without importing the grader up front
-        return grader_points()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def feedback_html_name(assignment: Assignment) -> str:
+    return f"{assignment.module_name}_feedback.html"
 
 
-def cell_name(function: str) -> str:
+def cell_name(assignment: Assignment, function: str) -> str:
     """grade_id of the task cell that holds `function`'s points."""
-    return f"decoding_{function}"
+    return f"{assignment.module_name}_{function}"
+
+
+def exclude_overwriting() -> dict[str, list[str]]:
+    """nbgrader's ``Autograde.exclude_overwriting`` for every assignment of the course."""
+    return {name: [load_assignment(name).submission_file] for name in available()}
 
 
 # -- sync -------------------------------------------------------------------------------
 
 
-def points_notebook_text() -> str:
-    """The course's decoding_points.ipynb, byte for byte (deterministic: fixed cell ids)."""
+def points_notebook_text(assignment: Assignment) -> str:
+    """The course's points notebook (decoding_points.ipynb for basic_prompting), byte for
+    byte (deterministic: fixed cell ids)."""
+    file = assignment.submission_file
     import nbformat
 
     nb = nbformat.v4.new_notebook()
@@ -119,9 +108,9 @@ def points_notebook_text() -> str:
         "language_info": {"name": "python"},
     }
     intro = nbformat.v4.new_markdown_cell(
-        "# Points for `decoding.py`\n\n"
+        f"# Points for `{file}`\n\n"
         "You do not need to edit or run this notebook. After the deadline, the course autograder "
-        "grades the `decoding.py` you submit with hidden tests that compare each function with a "
+        f"grades the `{file}` you submit with hidden tests that compare each function with a "
         "reference on fixed seeds. Each cell below is one function of the contract and the points "
         "it is worth. Each function is graded on its own: a bug costs points in one function only.\n\n"
         "Your feedback shows your score and what differed under each function; the whole report "
@@ -129,45 +118,59 @@ def points_notebook_text() -> str:
         "`nbgrader fetch_feedback` or the Assignments tab brings it to you)."
     )
     intro.id = "points-intro"
-    intro.metadata["nbgrader"] = {"grade": False, "grade_id": "decoding_points_intro", "locked": True,
+    intro.metadata["nbgrader"] = {"grade": False, "grade_id": f"{points_notebook(assignment)}_intro", "locked": True,
                                   "schema_version": 3, "solution": False, "task": False}
     nb.cells.append(intro)
-    points = grader_points()
-    for function in assignment.CONTRACT:
+    points = assignment.points
+    for function in assignment.contract:
         cell = nbformat.v4.new_markdown_cell(
             f"### `{function}`: {points[function]} points\n\n"
-            f"Graded from your `decoding.py` by the course autograder."
+            f"Graded from your `{file}` by the course autograder."
         )
         cell.id = f"points-{function.replace('_', '-')}"
-        cell.metadata["nbgrader"] = {"grade": False, "grade_id": cell_name(function), "locked": True,
+        cell.metadata["nbgrader"] = {"grade": False, "grade_id": cell_name(assignment, function), "locked": True,
                                      "points": points[function], "schema_version": 3, "solution": False, "task": True}
         nb.cells.append(cell)
     return nbformat.writes(nb) + "\n"
 
 
-def expected_source(assignment_dir: Path = ASSIGNMENT_DIR) -> dict[str, bytes]:
+def _shared_file(path: Path, assignment_dir: Path) -> bool:
+    """A symbolic link in the assignment folder that stands for a file the course's
+    assignments share (course_model.py): one to a regular file inside the checkout's
+    assignments/ folder. Its content is copied; any other link is never followed."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return target.is_file() and (REPO_ROOT / "assignments").resolve() in target.parents and assignment_dir.resolve() != target.parent
+
+
+def expected_source(assignment: Assignment) -> dict[str, bytes]:
     """{relative path: content} the course's source/<assignment>/ must hold."""
-    if not (assignment_dir / assignment.SUBMISSION_FILE).is_file():
-        raise RuntimeError(f"{assignment_dir} holds no {assignment.SUBMISSION_FILE}: not the assignment's folder")
+    assignment_dir = assignment.student_dir
+    if not (assignment_dir / assignment.submission_file).is_file():
+        raise RuntimeError(f"{assignment_dir} holds no {assignment.submission_file}: not the assignment's folder")
     files = {}
     for path in sorted(assignment_dir.rglob("*")):
-        if path.is_file() and not path.is_symlink() and not is_clutter(path.relative_to(assignment_dir)):
+        if is_clutter(path.relative_to(assignment_dir)):
+            continue
+        if (path.is_file() and not path.is_symlink()) or (path.is_symlink() and _shared_file(path, assignment_dir)):
             files[path.relative_to(assignment_dir).as_posix()] = path.read_bytes()
-    name = f"{POINTS_NOTEBOOK}.ipynb"
+    name = f"{points_notebook(assignment)}.ipynb"
     if name in files:
         raise RuntimeError(f"{assignment_dir / name} clashes with the generated points notebook; rename it")
-    files[name] = points_notebook_text().encode()
+    files[name] = points_notebook_text(assignment).encode()
     return files
 
 
-def source_dir(course: Path) -> Path:
-    return course / "source" / assignment.ASSIGNMENT
+def source_dir(course: Path, assignment: Assignment) -> Path:
+    return course / "source" / assignment.name
 
 
-def sync_differences(course: Path, assignment_dir: Path = ASSIGNMENT_DIR) -> list[str]:
+def sync_differences(course: Path, assignment: Assignment) -> list[str]:
     """What differs between the course's source and what `sync` would write (empty: in sync)."""
-    target = source_dir(course)
-    wanted = expected_source(assignment_dir)
+    target = source_dir(course, assignment)
+    wanted = expected_source(assignment)
     have = {p.relative_to(target).as_posix(): p for p in target.rglob("*") if p.is_file() and not p.is_symlink()} if target.is_dir() else {}
     problems = [f"missing: {name}" for name in wanted if name not in have]
     problems += [f"differs: {name}" for name, path in have.items() if name in wanted and path.read_bytes() != wanted[name]]
@@ -176,11 +179,11 @@ def sync_differences(course: Path, assignment_dir: Path = ASSIGNMENT_DIR) -> lis
     return sorted(problems)
 
 
-def sync(course: Path, assignment_dir: Path = ASSIGNMENT_DIR) -> list[str]:
+def sync(course: Path, assignment: Assignment) -> list[str]:
     """Make source/<assignment>/ an exact copy of the assignment plus the points notebook."""
-    target = source_dir(course)
-    wanted = expected_source(assignment_dir)
-    changed = sync_differences(course, assignment_dir)
+    target = source_dir(course, assignment)
+    wanted = expected_source(assignment)
+    changed = sync_differences(course, assignment)
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(target.rglob("*"), reverse=True):
         name = path.relative_to(target).as_posix()
@@ -209,29 +212,41 @@ def _write_atomically(path: Path, content: bytes) -> None:
         raise
 
 
-def sync_on_config_load(course: str | Path, assignment_dir: Path = ASSIGNMENT_DIR) -> list[str]:
+def sync_on_config_load(course: str | Path, assignments: list[Assignment] | None = None) -> list[str]:
     """What the course's nbgrader_config.py runs whenever nbgrader loads it: bring
-    source/<assignment>/ up to date with the assignment folder (cheap when nothing changed,
-    so every nbgrader command can afford it), and never fail the command.
+    source/<name>/ of every assignment (default: all of the course's, `available`) up to
+    date with its student folder (cheap when nothing changed, so every nbgrader command can
+    afford it), and never fail the command.
 
-    Silent when the source was already up to date; otherwise one line on stderr (nbgrader's
-    own log goes there too): what changed, or why it could not. Returns the changes made.
+    Silent when the sources were already up to date; otherwise one line per assignment on
+    stderr (nbgrader's own log goes there too): what changed, or why it could not. Returns
+    the changes made.
     """
     course = Path(course)
+    changes: list[str] = []
     try:
-        if sync_differences(course, assignment_dir) == []:
-            return []
-        existed = source_dir(course).is_dir()
-        changed = sync(course, assignment_dir)
+        assignments = [load_assignment(name) for name in available()] if assignments is None else assignments
     except Exception as error:  # noqa: BLE001 - a config file must never break an nbgrader command
-        print(f"[nbgrader_config.py] warning: could not bring {source_dir(course)} up to date with {assignment_dir} "
-              f"({type(error).__name__}: {error}); run `python -m autograder nbgrader-sync` to see why", file=sys.stderr)
+        print(f"[nbgrader_config.py] warning: the course's assignments could not be read ({type(error).__name__}: "
+              f"{error})", file=sys.stderr)
         return []
-    what = f"updated ({len(changed)} changes: " + "; ".join(changed[:4]) + ("; ..." if len(changed) > 4 else "") + ")" if existed else "created"
-    released = (course / "release" / assignment.ASSIGNMENT).is_dir()
-    hint = f"; an earlier release is stale: nbgrader generate_assignment {assignment.ASSIGNMENT} --force" if released else ""
-    print(f"[nbgrader_config.py] source/{assignment.ASSIGNMENT}/ {what} from {assignment_dir}{hint}", file=sys.stderr)
-    return changed
+    for assignment in assignments:
+        try:
+            if sync_differences(course, assignment) == []:
+                continue
+            existed = source_dir(course, assignment).is_dir()
+            changed = sync(course, assignment)
+        except Exception as error:  # noqa: BLE001 - a config file must never break an nbgrader command
+            print(f"[nbgrader_config.py] warning: could not bring {source_dir(course, assignment)} up to date with "
+                  f"{assignment.student_dir} ({type(error).__name__}: {error}); run `python -m autograder nbgrader-sync` "
+                  f"to see why", file=sys.stderr)
+            continue
+        what = f"updated ({len(changed)} changes: " + "; ".join(changed[:4]) + ("; ..." if len(changed) > 4 else "") + ")" if existed else "created"
+        released = (course / "release" / assignment.name).is_dir()
+        hint = f"; an earlier release is stale: nbgrader generate_assignment {assignment.name} --force" if released else ""
+        print(f"[nbgrader_config.py] source/{assignment.name}/ {what} from {assignment.student_dir}{hint}", file=sys.stderr)
+        changes += changed
+    return changes
 
 
 # -- the nbgrader course ------------------------------------------------------------------
@@ -271,10 +286,11 @@ def collected(coursedir, assignment_id: str) -> list[Collected]:
     return found
 
 
-def check_gradebook(gb, assignment_id: str) -> None:
+def check_gradebook(gb, assignment: Assignment) -> None:
     """The gradebook must know the points notebook with the right points per function."""
     from nbgrader.api import MissingEntry
 
+    assignment_id, notebook_name = assignment.name, points_notebook(assignment)
     known = sorted(a.name for a in gb.assignments)
     if assignment_id not in known:
         raise RuntimeError(f"nbgrader's gradebook has no assignment named {assignment_id!r}; it has: "
@@ -283,12 +299,12 @@ def check_gradebook(gb, assignment_id: str) -> None:
     hint = (f"run `nbgrader generate_assignment {assignment_id} --force` in the course folder first "
             f"(it brings source/ up to date with the assignment before it generates the release)")
     try:
-        notebook = gb.find_notebook(POINTS_NOTEBOOK, assignment_id)
+        notebook = gb.find_notebook(notebook_name, assignment_id)
     except MissingEntry:
-        raise RuntimeError(f"nbgrader's gradebook has no notebook {POINTS_NOTEBOOK} in {assignment_id}: {hint}") from None
+        raise RuntimeError(f"nbgrader's gradebook has no notebook {notebook_name} in {assignment_id}: {hint}") from None
     cells = {cell.name: cell.max_score for cell in notebook.task_cells}
-    points = grader_points()
-    wrong = [f for f in points if cells.get(cell_name(f)) != points[f]]
+    points = assignment.points
+    wrong = [f for f in points if cells.get(cell_name(assignment, f)) != points[f]]
     if wrong:
         raise RuntimeError(f"the gradebook's points for {', '.join(wrong)} differ from the grader's: {hint}")
 
@@ -322,8 +338,8 @@ def _function_comment(tests: list[dict], function: str) -> str:
     return "\n\n".join(parts)
 
 
-def function_scores(results: dict) -> dict[str, float]:
-    return {f: round(sum(t["score"] for t in results["tests"] if t["tags"][:1] == [f]), 4) for f in grader_points()}
+def function_scores(results: dict, points: dict) -> dict[str, float]:
+    return {f: round(sum(t["score"] for t in results["tests"] if t["tags"][:1] == [f]), 4) for f in points}
 
 
 # What the autograder last wrote into the gradebook, per student (beside results.json): a
@@ -340,7 +356,7 @@ def _number_or_none(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def last_written(target: Path) -> dict | None:
+def last_written(target: Path, assignment: Assignment) -> dict | None:
     """What the autograder last wrote into the gradebook for the student whose output
     folder is `target`: ``{cell: {"written": score or None, "autograder": score,
     "auto_comment": text}}``, from `RECORD_FILE`; else (output of an earlier version of
@@ -361,7 +377,8 @@ def last_written(target: Path) -> dict | None:
         results = json.loads((target / "results.json").read_text(encoding="utf-8"))
         if results["extra_data"].get("grader_error"):
             return None  # a failed grading wrote nothing into the gradebook
-        return {cell_name(f): {"written": s, "autograder": s, "auto_comment": None} for f, s in function_scores(results).items()}
+        return {cell_name(assignment, f): {"written": s, "autograder": s, "auto_comment": None}
+                for f, s in function_scores(results, assignment.points).items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -389,12 +406,13 @@ class GradebookUpdate:
     messages: list[str]  # plain text, one line each: what the TA should know
     warnings: list[str]  # plain text: something the TA should fix (the roster)
     record: dict  # what to store as `RECORD_FILE`
+    points: dict  # the assignment's points per function
     seconds_late: float = 0.0
     late_penalty: float | None = None  # the sum over the submission's notebooks; None: not late or no penalty
 
     def effective_scores(self, results: dict) -> dict[str, float]:
         """Per function, the score in the gradebook: the autograder's, or a kept override."""
-        scores = function_scores(results)
+        scores = function_scores(results, self.points)
         scores.update({o.function: o.kept for o in self.overrides})
         return scores
 
@@ -448,7 +466,7 @@ class LatePenalties:
         return seconds_late, total
 
 
-def record_in_gradebook(gb, assignment_id: str, student: str, results: dict, timestamp: str | None, *,
+def record_in_gradebook(gb, assignment: Assignment, student: str, results: dict, timestamp: str | None, *,
                         last: dict | None = None, regraded: bool = True, late: LatePenalties | None = None) -> GradebookUpdate:
     """The function scores as manual scores of the task cells; what failed as auto comments.
 
@@ -462,7 +480,8 @@ def record_in_gradebook(gb, assignment_id: str, student: str, results: dict, tim
     is set as nbgrader's autograde would (see `LatePenalties`)."""
     from nbgrader.api import MissingEntry
 
-    update = GradebookUpdate(overrides=[], messages=[], warnings=[], record={})
+    update = GradebookUpdate(overrides=[], messages=[], warnings=[], record={}, points=dict(assignment.points))
+    assignment_id, notebook_name = assignment.name, points_notebook(assignment)
     try:
         gb.find_student(student)
     except MissingEntry:
@@ -474,11 +493,11 @@ def record_in_gradebook(gb, assignment_id: str, student: str, results: dict, tim
     kwargs = {"timestamp": timestamp} if timestamp else {}
     submission = gb.update_or_create_submission(assignment_id, student, **kwargs)
     last = last or {}
-    for function, score in function_scores(results).items():
-        name = cell_name(function)
+    for function, score in function_scores(results, assignment.points).items():
+        name = cell_name(assignment, function)
         before = last.get(name)
-        grade = gb.find_grade(name, POINTS_NOTEBOOK, assignment_id, student)
-        comment = gb.find_comment(name, POINTS_NOTEBOOK, assignment_id, student)
+        grade = gb.find_grade(name, notebook_name, assignment_id, student)
+        comment = gb.find_comment(name, notebook_name, assignment_id, student)
         new_comment = _function_comment(results["tests"], function)
         current = grade.manual_score
         written = before["written"] if before else None
@@ -536,7 +555,7 @@ def feedback_html(markdown_text: str, title: str) -> str:
     return template.render(title=title, body=Markup(feedback_fragment(markdown_text)))
 
 
-def _report_cell_source(markdown_text: str) -> str:
+def _report_cell_source(markdown_text: str, file: str) -> str:
     """A markdown cell's source that nbgrader's feedback template shows as our report.
 
     The template runs cell sources through a Markdown renderer that passes raw HTML, so
@@ -545,22 +564,24 @@ def _report_cell_source(markdown_text: str) -> str:
     """
     body = feedback_fragment(markdown_text)
     body = "\n".join(line if line.strip() else "&#32;" for line in body.splitlines())
-    return f"<div class=\"autograder-report\">\n<h2>Full report on decoding.py</h2>\n{body}\n</div>"
+    return f"<div class=\"autograder-report\">\n<h2>Full report on {html.escape(file)}</h2>\n{body}\n</div>"
 
 
-def _released_points_notebook(coursedir, assignment_id: str) -> Path:
-    released = Path(coursedir.format_path(coursedir.release_directory, ".", assignment_id)) / f"{POINTS_NOTEBOOK}.ipynb"
+def _released_points_notebook(coursedir, assignment: Assignment) -> Path:
+    name = f"{points_notebook(assignment)}.ipynb"
+    released = Path(coursedir.format_path(coursedir.release_directory, ".", assignment.name)) / name
     if released.is_file():
         return released
-    return Path(coursedir.format_path(coursedir.source_directory, ".", assignment_id)) / f"{POINTS_NOTEBOOK}.ipynb"
+    return Path(coursedir.format_path(coursedir.source_directory, ".", assignment.name)) / name
 
 
-def fill_autograded(coursedir, gb, assignment_id: str, item: Collected, feedback_markdown: str) -> Path:
+def fill_autograded(coursedir, gb, assignment: Assignment, item: Collected, feedback_markdown: str) -> Path:
     """autograded/<student>/<assignment>/ as nbgrader's autograde would leave it, but with the
     student's own files, and the released points notebook with our report appended, plus
     that report as a page of its own."""
     import nbformat
 
+    assignment_id = assignment.name
     dest = Path(coursedir.format_path(coursedir.autograded_directory, item.student, assignment_id))
     if dest.exists():
         shutil.rmtree(dest)
@@ -575,7 +596,7 @@ def fill_autograded(coursedir, gb, assignment_id: str, item: Collected, feedback
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".ipynb" and len(relative.parts) == 1:
             notebook = known_notebooks.get(path.stem)
-            if notebook is None or path.stem == POINTS_NOTEBOOK:
+            if notebook is None or path.stem == points_notebook(assignment):
                 continue  # a notebook the gradebook does not know would stop nbgrader's feedback
             try:
                 nb = nbformat.read(str(path), as_version=4)
@@ -592,14 +613,14 @@ def fill_autograded(coursedir, gb, assignment_id: str, item: Collected, feedback
     # notebooks the student did not hand in: the released version (so feedback still shows them)
     release = Path(coursedir.format_path(coursedir.release_directory, ".", assignment_id))
     for name in known_notebooks:
-        if name != POINTS_NOTEBOOK and not (dest / f"{name}.ipynb").exists() and (release / f"{name}.ipynb").is_file():
+        if name != points_notebook(assignment) and not (dest / f"{name}.ipynb").exists() and (release / f"{name}.ipynb").is_file():
             shutil.copyfile(release / f"{name}.ipynb", dest / f"{name}.ipynb")
-    points = nbformat.read(str(_released_points_notebook(coursedir, assignment_id)), as_version=4)
-    report_cell = nbformat.v4.new_markdown_cell(_report_cell_source(feedback_markdown))
+    points = nbformat.read(str(_released_points_notebook(coursedir, assignment)), as_version=4)
+    report_cell = nbformat.v4.new_markdown_cell(_report_cell_source(feedback_markdown, assignment.submission_file))
     report_cell.id = "autograder-report"
     points.cells.append(report_cell)
-    nbformat.write(points, str(dest / f"{POINTS_NOTEBOOK}.ipynb"))
-    (dest / FEEDBACK_HTML).write_text(feedback_html(feedback_markdown, f"Feedback for {item.student}: {assignment_id}"), encoding="utf-8")
+    nbformat.write(points, str(dest / f"{points_notebook(assignment)}.ipynb"))
+    (dest / feedback_html_name(assignment)).write_text(feedback_html(feedback_markdown, f"Feedback for {item.student}: {assignment_id}"), encoding="utf-8")
     return dest
 
 
@@ -610,11 +631,11 @@ def _timestamp(folder: Path) -> str | None:
         return None
 
 
-def _override_note(overrides: list[Override]) -> str:
+def _override_note(overrides: list[Override], points: dict) -> str:
     """A paragraph above the report, for the student: which scores a TA set by hand."""
     if not overrides:
         return ""
-    parts = [f"`{o.function}` is {o.kept:g} / {grader_points()[o.function]} (the tests below give {o.autograder:g})"
+    parts = [f"`{o.function}` is {o.kept:g} / {points[o.function]:g} (the tests below give {o.autograder:g})"
              for o in overrides]
     return "**Set by your course staff:** " + "; ".join(parts) + ".\n\n"
 
@@ -644,10 +665,12 @@ def _read_grades_csv(path: Path) -> dict[str, dict]:
         return {}
 
 
-def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, students: list[str] | None = None,
+def autograde(course: Path, *, assignment: "str | Path | Assignment | None" = None, students: list[str] | None = None,
               model: str | None = None, limits=None, regrade: bool = False, feedback: bool = True,
               reuse_reference: bool = True, console=None) -> dict[str, dict]:
-    """Grade the collected submissions of `assignment_id`; returns {student: outcome}.
+    """Grade the collected submissions of `assignment` (a name, a folder with an
+    assignment.toml, or an `Assignment`; default `assignment.DEFAULT`); returns
+    {student: outcome}. nbgrader knows it by its name.
 
     An outcome holds ``score`` (the total now in the gradebook, before any late penalty;
     None when grading failed), ``autograder_score`` (the autograder's own total),
@@ -668,6 +691,8 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
     from .discovery import find_submission_file
 
     console = console or Console()
+    assignment = load_assignment(assignment)
+    assignment_id, points = assignment.name, assignment.points
     course = course.resolve()
     coursedir, config = load_coursedir(course)
     late = LatePenalties(config, course)
@@ -683,36 +708,38 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
     # nbgrader's own add_submission trips SQLAlchemy's autoflush warnings; they are noise here.
     with warnings.catch_warnings(), Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         warnings.simplefilter("ignore", SAWarning)
-        check_gradebook(gb, assignment_id)
+        check_gradebook(gb, assignment)
         grader = None
         interrupted = False
         try:
             for item in items:
                 target = out_root / item.student
-                found = find_submission_file(item.folder)  # the one decoding.py, at any depth (as grade-all, Gradescope)
+                # the one submission file, at any depth (as grade-all, Gradescope)
+                found = find_submission_file(item.folder, name=assignment.submission_file)
                 digest = submission_digest(found)
-                results = None if regrade else reusable_results(target, digest, model_name)
+                results = None if regrade else reusable_results(target, digest, model_name, points)
                 reused = results is not None
-                last = last_written(target)  # read before a new grading replaces results.json
+                last = last_written(target, assignment)  # read before a new grading replaces results.json
                 try:
                     if found.path is None and not reused:  # not submitted: nothing to grade, no model needed
-                        results = write_not_submitted(target, item.student, found, {"model": {"name": model_name}}, digest)
+                        results = write_not_submitted(target, item.student, found, {"model": {"name": model_name}}, points,
+                                                      digest)
                     elif not reused:
                         if grader is None:
                             from .grading import Grader
 
                             with console.status(f"Loading {model_name} ..."):
-                                grader = Grader(model_name, limits, reuse_reference=reuse_reference)
+                                grader = Grader(model_name, limits, reuse_reference=reuse_reference, assignment=assignment)
                             if hasattr(grader, "hidden_paths"):  # the course: others' code, grades, feedback
                                 grader.hidden_paths.append(course)
                         with console.status(f"Grading {item.student} ..."):
                             result = grader.grade(submission_folder(found), student=item.student)
                         results = write_reports(target, result, digest)
                     markdown_text = (target / "feedback.md").read_text(encoding="utf-8")
-                    update = record_in_gradebook(gb, assignment_id, item.student, results, _timestamp(item.folder),
+                    update = record_in_gradebook(gb, assignment, item.student, results, _timestamp(item.folder),
                                                  last=last, regraded=not reused, late=late)
                     write_record(target, assignment_id, item.student, update.record)
-                    fill_autograded(coursedir, gb, assignment_id, item, _override_note(update.overrides) + markdown_text)
+                    fill_autograded(coursedir, gb, assignment, item, _override_note(update.overrides, points) + markdown_text)
                 except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
                     from .models import ModelUnavailableError
 
@@ -722,21 +749,21 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
                     # results.json (0, the error for the TA), feedback.md, grader-error.txt; the
                     # gradebook is left alone, and a rerun grades this student again
                     record_grader_error(target, item.student, error, traceback.format_exc(),
-                                        grader.metadata() if grader is not None else {}, console)
+                                        grader.metadata() if grader is not None else {}, console, points)
                     outcomes[item.student] = {"score": None, "status": f"grader error: {type(error).__name__}", "feedback": False}
                     continue
                 for warning in update.warnings:
                     console.print(f"[yellow]warning: {escape(report.clean_text(warning))}[/]")
                 for message in update.messages:
                     console.print(f"[yellow]{escape(report.clean_text(message))}[/]")
-                own = round(sum(function_scores(results).values()), 4)
+                own = round(sum(function_scores(results, points).values()), 4)
                 score = round(sum(update.effective_scores(results).values()), 4)
                 base = f"not submitted: {found.problem}" if found.path is None else "unchanged, not regraded" if reused else "graded"
                 outcomes[item.student] = {"score": score, "autograder_score": own, "status": _status(base, update), "feedback": False,
                                           "results": results, "overrides": update.overrides, "messages": update.messages,
                                           "warnings": update.warnings, "seconds_late": update.seconds_late,
                                           "late_penalty": update.late_penalty, "update": update}
-                shown = f"{score:g} / {sum(grader_points().values())}"
+                shown = f"{score:g} / {assignment.total_points:g}"
                 if update.overrides:
                     shown += f" (the autograder's {own:g}; kept by hand: {', '.join(o.function for o in update.overrides)})"
                 if update.late_penalty:
@@ -757,7 +784,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
     for student, outcome in outcomes.items():
         results = outcome.get("results")
         if results and outcome["score"] is not None and not results.get("extra_data", {}).get("not_submitted"):
-            row = report.grades_row(results)
+            row = report.grades_row(results, points)
             row["status"] = _status(row["status"], outcome["update"])  # "graded" (or a grader error), then the notes
             for override in outcome["overrides"]:
                 row[override.function] = round(override.kept, 2)
@@ -766,7 +793,7 @@ def autograde(course: Path, *, assignment_id: str = assignment.ASSIGNMENT, stude
             row = {"student": student, "total": "", "status": outcome["status"]}
         rows[student] = row
     if outcomes:
-        report.write_grades_csv(out_root / "grades.csv", list(rows.values()))
+        report.write_grades_csv(out_root / "grades.csv", list(rows.values()), points)
     if interrupted:
         raise KeyboardInterrupt
     if feedback:
@@ -795,19 +822,24 @@ def _default_course() -> Path:
 
 def _sync_command(args) -> int:
     course = args.course or _default_course()
-    if args.check:
-        problems = sync_differences(course)
-        if problems:
-            print(f"{source_dir(course)} is out of sync with {ASSIGNMENT_DIR}:\n  " + "\n  ".join(problems)
-                  + "\nrun: python -m autograder nbgrader-sync", file=sys.stderr)
-            return 1
-        print(f"{source_dir(course)} is in sync with {ASSIGNMENT_DIR}")
-        return 0
-    changed = sync(course)
-    print(f"{source_dir(course)}: " + ("updated (" + "; ".join(changed) + ")" if changed else "already in sync"))
-    if changed:
-        print(f"next: cd {course} && nbgrader generate_assignment {assignment.ASSIGNMENT} --force")
-    return 0
+    chosen = [load_assignment(args.assignment)] if args.assignment else [load_assignment(n) for n in available()]
+    status = 0
+    for assignment in chosen:
+        where = source_dir(course, assignment)
+        if args.check:
+            problems = sync_differences(course, assignment)
+            if problems:
+                print(f"{where} is out of sync with {assignment.student_dir}:\n  " + "\n  ".join(problems)
+                      + "\nrun: python -m autograder nbgrader-sync", file=sys.stderr)
+                status = 1
+            else:
+                print(f"{where} is in sync with {assignment.student_dir}")
+            continue
+        changed = sync(course, assignment)
+        print(f"{where}: " + ("updated (" + "; ".join(changed) + ")" if changed else "already in sync"))
+        if changed:
+            print(f"next: cd {course} && nbgrader generate_assignment {assignment.name} --force")
+    return status
 
 
 def _autograde_command(args) -> int:
@@ -822,17 +854,18 @@ def _autograde_command(args) -> int:
                     submission_seconds=args.submission_timeout or defaults.submission_seconds,
                     memory_bytes=int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else defaults.memory_bytes)
     try:
-        outcomes = autograde(course, assignment_id=args.assignment, students=args.student or None, model=args.model,
+        assignment = load_assignment(args.assignment_option or args.assignment)
+        outcomes = autograde(course, assignment=assignment, students=args.student or None, model=args.model,
                              limits=limits, regrade=args.regrade, feedback=not args.no_feedback,
                              reuse_reference=not args.fresh_reference)
-    except (RuntimeError, models.ModelUnavailableError) as error:
+    except (RuntimeError, ValueError, models.ModelUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failed = sorted(s for s, o in outcomes.items() if o["score"] is None or (not args.no_feedback and not o["feedback"]))
-    where = course / OUTPUT_DIR / args.assignment
+    where = course / OUTPUT_DIR / assignment.name
     print(f"{len(outcomes)} submissions; gradebook updated (`nbgrader export` for the CSV); per student: {where}/<student>/")
     if not args.no_feedback:
-        print(f"feedback: {course}/feedback/<student>/{args.assignment}/ (`nbgrader release_feedback {args.assignment}` hands it out)")
+        print(f"feedback: {course}/feedback/<student>/{assignment.name}/ (`nbgrader release_feedback {assignment.name}` hands it out)")
     if failed:
         print(f"not graded or no feedback: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -840,7 +873,10 @@ def _autograde_command(args) -> int:
 
 
 def _add_sync(commands, name: str):
-    parser = commands.add_parser(name, help="copy assignments/basic_prompting into the nbgrader course's source (plus the points notebook)")
+    parser = commands.add_parser(name, help="copy each assignment's student folder (assignments/NAME) into the nbgrader course's "
+                                            "source (plus its points notebook)")
+    parser.add_argument("--assignment", help="only this assignment (a name or a folder with an assignment.toml; default: all "
+                                             "of the course's)")
     parser.add_argument("--course", type=Path, help="course folder (default: the current folder if it holds nbgrader_config.py, else the repository's course/)")
     parser.add_argument("--check", action="store_true", help="only report whether the course's source is in sync (exit 1 if not)")
     parser.set_defaults(handler=_sync_command)
@@ -849,11 +885,13 @@ def _add_sync(commands, name: str):
 
 def _add_autograde(commands, name: str):
     parser = commands.add_parser(name, help="grade collected nbgrader submissions with the hidden suites; fill the gradebook and feedback")
-    parser.add_argument("assignment", nargs="?", default=assignment.ASSIGNMENT, help="assignment name (default %(default)s)")
+    parser.add_argument("assignment", nargs="?", help=f"assignment: a name ({', '.join(available())}; default "
+                                                      f"{DEFAULT_ASSIGNMENT}) or a folder with an assignment.toml")
+    parser.add_argument("--assignment", dest="assignment_option", metavar="NAME", help="the same, as an option")
     parser.add_argument("--course", type=Path, help="course folder (default: the current folder if it holds nbgrader_config.py, else the repository's course/)")
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
     parser.add_argument("--model", help=f"model: {models.DEFAULT_MODEL} (default), {models.TINY_MODEL} (offline) or a folder; default ${models.MODEL_ENV_VAR}")
-    parser.add_argument("--regrade", action="store_true", help="grade again even where decoding.py is unchanged since the last grading")
+    parser.add_argument("--regrade", action="store_true", help="grade again even where the submission is unchanged since the last grading")
     parser.add_argument("--no-feedback", action="store_true", help="do not run nbgrader's feedback generation")
     parser.add_argument("--test-timeout", type=float, help="the most seconds one call into student code may take (a call gets 20x the reference's time for the test, at least 10 s)")
     parser.add_argument("--submission-timeout", type=float, help="seconds for all calls of one submission")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import assignment
+from .assignment import Assignment
 from .models import cache_dir
 
 FORMAT = 4  # 4: rows in a side file read on demand (3: rows as tensors; 2: no seconds; 1: (value, forward passes))
@@ -34,10 +34,11 @@ def store_dir() -> Path:
     return Path(os.environ.get(STORE_ENV_VAR) or cache_dir() / "reference-answers")
 
 
-def fingerprint(model_revision: str, versions: dict) -> str:
-    """What the stored values depend on; any change starts a fresh store."""
-    reference = hashlib.sha256(assignment.REFERENCE_PATH.read_bytes()).hexdigest()
-    key = [FORMAT, model_revision, reference, versions.get("torch"), versions.get("transformers")]
+def fingerprint(assignment: Assignment, model_revision: str, versions: dict) -> str:
+    """What the stored values depend on; any change starts a fresh store. Each assignment
+    has its own (its name and its reference's bytes are in the key)."""
+    reference = hashlib.sha256(assignment.reference_path.read_bytes()).hexdigest()
+    key = [FORMAT, assignment.name, model_revision, reference, versions.get("torch"), versions.get("transformers")]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]
 
 

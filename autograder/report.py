@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .grading import POINTS, SubmissionResult
+from .grading import SubmissionResult
 
 ISOLATION_NOTE = (
     "Student code ran in a separate process forked from the model process, with its own "
@@ -35,7 +35,13 @@ ISOLATION_NOTE = (
 )
 # grades.csv: the grade columns, then where the grade came from (so a regrade can be checked).
 PROVENANCE_COLUMNS = ("model", "model_revision", "torch", "transformers", "graded_at")
-GRADES_COLUMNS = ("student", "total", *POINTS, "status", *PROVENANCE_COLUMNS)
+
+
+def grades_columns(points: dict) -> tuple[str, ...]:
+    """grades.csv's header for an assignment with these `points` (`Assignment.points`)."""
+    return ("student", "total", *points, "status", *PROVENANCE_COLUMNS)
+
+
 # Gradescope's visibility levels (its results.json spec) and the default for each group of
 # hidden tests (`grading.GROUPS`): the tests that mirror the public ones are shown at once;
 # the others, with their inputs, once the due date has passed. A bundle can set others.
@@ -154,12 +160,16 @@ def _import_problem(result: SubmissionResult) -> str | None:
         if not isinstance(missing, (list, tuple)):
             missing = [missing]
         names = ", ".join(brief(name, 80) for name in missing[:20])
-        return f"decoding.py defines no function named: {names}" if missing else None
+        return f"{_file(result)} defines no function named: {names}" if missing else None
     error = report.get("error", {})
     if not isinstance(error, dict):
         error = {"type": "Error", "message": brief(error, 2000)}
     trace = f"\n{clean_text(error.get('traceback'))}" if error.get("traceback") else ""
-    return f"decoding.py could not be imported: {brief(error.get('type'), 100)}: {clean_text(error.get('message'))}{trace}"
+    return f"{_file(result)} could not be imported: {brief(error.get('type'), 100)}: {clean_text(error.get('message'))}{trace}"
+
+
+def _file(result: SubmissionResult) -> str:
+    return brief(result.metadata.get("submission_file") or "the submitted file", 100)
 
 
 def _printed(result: SubmissionResult) -> dict[str, str]:
@@ -255,7 +265,7 @@ def gradescope_results(result: SubmissionResult, visibility: dict | None = None)
     })
 
 
-def grader_error_results(student: str, message: str, metadata: dict | None = None) -> dict:
+def grader_error_results(student: str, message: str, points: dict, metadata: dict | None = None) -> dict:
     """results.json for a submission the grader failed on as a whole: 0 points in every
     function, a message for the student, the error itself in ``extra_data`` for the TA
     (and so that a rerun grades it again; see `batch.reusable_results`)."""
@@ -267,9 +277,9 @@ def grader_error_results(student: str, message: str, metadata: dict | None = Non
         "output": shown,
         "visibility": "visible",
         "stdout_visibility": "hidden",
-        "tests": [{"name": f"{function}: not graded (grader error)", "score": 0.0, "max_score": float(points),
+        "tests": [{"name": f"{function}: not graded (grader error)", "score": 0.0, "max_score": float(worth),
                    "status": "failed", "output": shown, "visibility": "visible", "tags": [function]}
-                  for function, points in POINTS.items()],
+                  for function, worth in points.items()],
         "extra_data": {"student": student, "metadata": metadata or {}, "grader_error": message},
     })
 
@@ -354,19 +364,17 @@ def models_line(rows: list[dict]) -> str:
         f"{text}: {count} students" for text, count in zip(texts, seen.values()))
 
 
-def print_class_table(rows: list[dict], console: Console | None = None) -> None:
+def print_class_table(rows: list[dict], points: dict, console: Console | None = None) -> None:
     """The class at a glance: which model graded it, a row per student, a column per
-    function, and who hit a grader error."""
+    function of `points` (`Assignment.points`), and who hit a grader error."""
     console = console or Console()
-    short = {"softmax": "softmax", "temperature_distribution": "temp", "top_p_filter": "top_p", "greedy_decode": "greedy",
-             "sample_decode": "sample", "truncate_at_stop": "stop", "generate_text": "text"}
     line = models_line(rows)
     console.print(f"[yellow]{escape(line)}[/]" if line.startswith("Models differ") else escape(line))
     table = Table(title="grades")
     table.add_column("student", overflow="fold")
     table.add_column("total", justify="right")
-    for function in POINTS:
-        table.add_column(f"{short.get(function, function)}\n/{POINTS[function]}", justify="right")
+    for function in points:
+        table.add_column(f"{function.replace('_', ' ')}\n/{points[function]:g}", justify="right", overflow="fold")
     notes = any(row.get("status", "graded") != "graded" for row in rows)
     if notes:  # a column only when some student's status says more than "graded"
         table.add_column("status", overflow="fold")
@@ -374,12 +382,12 @@ def print_class_table(rows: list[dict], console: Console | None = None) -> None:
         student, status = _markup(row.get("student", ""), 200), _markup(row.get("status", ""), 200)
         status_cell = [("" if status == "graded" else f"[red]{status}[/]" if is_grader_error(row) else status)] if notes else []
         if row.get("total") in ("", None):
-            table.add_row(student, "", *("" for _ in POINTS), *status_cell)
+            table.add_row(student, "", *("" for _ in points), *status_cell)
             continue
         cells = []
-        for function in POINTS:
+        for function in points:
             value = _number(row.get(function))
-            cells.append(f"{value:g}" if value == POINTS[function] else f"[yellow]{value:g}[/]")
+            cells.append(f"{value:g}" if value == points[function] else f"[yellow]{value:g}[/]")
         total = f"{_number(row.get('total')):.2f}"
         table.add_row(student, f"[red]{total}[/]" if is_grader_error(row) else total, *cells, *status_cell)
     console.print(table)
@@ -436,27 +444,29 @@ def _csv_cell(value):
     return re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", clean_text(value))  # one line per student
 
 
-def write_grades_csv(path: Path, rows: list[dict]) -> None:
-    """One row per student: total, one column per contract function, the status, and the
-    model, its revision and the library versions that graded it (`GRADES_COLUMNS`)."""
+def write_grades_csv(path: Path, rows: list[dict], points: dict) -> None:
+    """One row per student: total, one column per contract function of `points`, the
+    status, and the model, its revision and the library versions that graded it
+    (`grades_columns`)."""
+    columns = grades_columns(points)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=GRADES_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in sorted(rows, key=lambda r: str(r.get("student", ""))):
-        writer.writerow({column: _csv_cell(row.get(column)) for column in GRADES_COLUMNS})
+        writer.writerow({column: _csv_cell(row.get(column)) for column in columns})
     write_bytes_atomic(Path(path), buffer.getvalue().encode("utf-8"))
 
 
-def grades_row(results_json: dict) -> dict:
-    """A grades.csv row from a results.json written by `gradescope_results` (or
-    `grader_error_results`)."""
+def grades_row(results_json: dict, points: dict) -> dict:
+    """A grades.csv row (one column per function of `points`) from a results.json written
+    by `gradescope_results` (or `grader_error_results`)."""
     extra = results_json["extra_data"]
     metadata = _get(extra, "metadata", {})
     model, versions = _get(metadata, "model", {}), _get(metadata, "versions", {})
     row = {"student": extra["student"], "total": results_json["score"], "status": "graded",
            "model": _get(model, "name"), "model_revision": _get(model, "revision"), "torch": _get(versions, "torch"),
            "transformers": _get(versions, "transformers"), "graded_at": _get(metadata, "graded_at")}
-    for function in POINTS:
+    for function in points:
         row[function] = round(sum(t["score"] for t in results_json["tests"] if t["tags"][:1] == [function]), 2)
     if _get(extra, "grader_error"):
         row["status"] = f"{GRADER_ERROR}: {brief(extra['grader_error'], 300)}"

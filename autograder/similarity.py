@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import assignment
+from .assignment import Assignment, load as load_assignment
 from .submission_file import SubmissionFileError, read_submission_bytes
 
 DEFAULT_THRESHOLD = 0.6
@@ -132,9 +132,11 @@ def _rank_key(pair: Pair):
     return (-pair.similarity, -min(pair.a_in_b, pair.b_in_a), -pair.matched_tokens, pair.a, pair.b)
 
 
-def compare_class(root: Path, *, threshold: float = DEFAULT_THRESHOLD,
-                  boilerplate: Sequence[Path] = (assignment.SKELETON_PATH,), highlight: int = DEFAULT_TOP) -> SimilarityResult:
-    """Compare every pair of submissions below `root`; reads student files and `boilerplate` only.
+def compare_class(root: Path, *, threshold: float = DEFAULT_THRESHOLD, boilerplate: Sequence[Path] | None = None,
+                  highlight: int = DEFAULT_TOP, assignment: "str | Path | Assignment | None" = None) -> SimilarityResult:
+    """Compare every pair of `assignment`'s submissions below `root` (default
+    `assignment.DEFAULT`); reads student files and `boilerplate` (default: the
+    assignment's skeleton) only.
 
     Pairs come most similar first. The `highlight` most similar pairs (all for 0) that are
     at or above `threshold` get copydetect's highlighted code (`Pair.code_a`, `code_b`).
@@ -145,16 +147,17 @@ def compare_class(root: Path, *, threshold: float = DEFAULT_THRESHOLD,
 
     from .batch import discover  # imports the grader (and torch): only when a report is made
 
+    assignment = load_assignment(assignment)
     root = Path(root)
-    bp_hashes = _boilerplate_hashes(boilerplate)
+    bp_hashes = _boilerplate_hashes(boilerplate if boilerplate is not None else (assignment.skeleton_path,))
     compared, skipped, prints = [], [], {}
-    for submission in discover(root):
+    for submission in discover(root, assignment=assignment):
         try:
             text = _read(submission.file)
         except SubmissionFileError as error:
             skipped.append(Skipped(submission.student, str(error)))
             continue
-        fingerprint = _fingerprint(assignment.SUBMISSION_FILE, text, bp_hashes)
+        fingerprint = _fingerprint(assignment.submission_file, text, bp_hashes)
         prints[submission.student] = fingerprint
         compared.append(Compared(submission.student, len(text.splitlines()), int(fingerprint.token_coverage)))
 
@@ -350,8 +353,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how many of the most similar pairs to list, in the terminal and the report (0: all; "
                              "default %(default)s)")
     parser.add_argument("--boilerplate", type=Path, action="append",
-                        help=f"code every student got, left out of the comparison (repeatable; default the skeleton "
-                             f"{assignment.SKELETON_PATH.relative_to(assignment.REPO_ROOT)})")
+                        help="code every student got, left out of the comparison (repeatable; default the assignment's "
+                             "skeleton, e.g. assignments/basic_prompting/decoding.py)")
+    parser.add_argument("--assignment", metavar="NAME",
+                        help="whose submissions to compare: a name of the course's (default basic_prompting) or a folder "
+                             "with an assignment.toml")
     parser.set_defaults(handler=_command)
 
 
@@ -360,7 +366,8 @@ def add_cli(commands) -> None:
     parser = commands.add_parser(
         "similarity", help="a similarity report for TAs (HTML, pairs ranked by similarity); changes no grade",
         description="Compare every pair of submissions with copydetect, the skeleton left out, and write an HTML "
-                    "report ranked by similarity. Reads only decoding.py files; never reads or writes a grade.",
+                    "report ranked by similarity. Reads only the submitted files (decoding.py for basic_prompting); "
+                    "never reads or writes a grade.",
         epilog="exit status: 0 when the report was written, whatever it finds; 2 when CLASS_DIR is not a folder "
                "or copydetect is not installed")
     _add_arguments(parser)
@@ -379,13 +386,19 @@ def _command(args) -> int:
     if not args.root.is_dir():
         print(f"error: {args.root} is not a folder", file=sys.stderr)
         return 2
-    boilerplate = args.boilerplate if args.boilerplate is not None else [assignment.SKELETON_PATH]
+    try:
+        assignment = load_assignment(args.assignment)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    boilerplate = args.boilerplate if args.boilerplate is not None else [assignment.skeleton_path]
     for path in boilerplate:
         if not path.is_file():
             print(f"error: boilerplate {path} is not a file", file=sys.stderr)
             return 2
     with console.status("Comparing submissions ..."):
-        result = compare_class(args.root, threshold=args.threshold, boilerplate=boilerplate, highlight=args.top)
+        result = compare_class(args.root, threshold=args.threshold, boilerplate=boilerplate, highlight=args.top,
+                               assignment=assignment)
     out = write_report(result, args.out, args.top)
     print_summary(result, console, args.top)
     console.print(f"report: {escape_path(out)} (evidence for a conversation, not a verdict; no score changed)")

@@ -1,4 +1,5 @@
-"""nbgrader configuration of the course `basic_prompting` (run nbgrader commands in this folder).
+"""nbgrader configuration of the course (run nbgrader commands in this folder): one nbgrader
+assignment per assignment of the autograder (`basic_prompting`, `few_shot_prompting`, ...).
 
 Environment variables (all optional):
 
@@ -9,10 +10,10 @@ Environment variables (all optional):
 Students need the same two values in their own nbgrader config (or on the command line:
 `--Exchange.root=... --CourseDirectory.course_id=...`); see docs/TA_GUIDE.md.
 
-The assignment's source (source/basic_prompting/) is generated from assignments/basic_prompting/
-(what students get, plus the points notebook; never the reference or the hidden tests) and is
-not kept in git. Loading this file brings it up to date, so any nbgrader command run here
-(`nbgrader generate_assignment basic_prompting` in a fresh clone, say) finds it current; it
+Each assignment's source (source/NAME/) is generated from assignments/NAME/ (what students
+get, plus the points notebook; never the reference or the hidden tests) and is not kept in
+git. Loading this file brings them up to date, so any nbgrader command run here
+(`nbgrader generate_assignment basic_prompting` in a fresh clone, say) finds them current; it
 prints one line when it changed something and never fails the command.
 `python -m autograder nbgrader-sync [--check]` does the same by hand. Do not edit source/.
 
@@ -38,13 +39,14 @@ c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".pytest_cache",
                             ".venv", "venv", ".DS_Store", "grading-output"]
 
-# Defence in depth: should anyone run `nbgrader autograde` on this assignment anyway, it must
-# not replace the student's decoding.py with the source version (nbgrader#940).
-c.Autograde.exclude_overwriting = {"basic_prompting": ["decoding.py"]}
+# Defence in depth: should anyone run `nbgrader autograde` on an assignment anyway, it must
+# not replace the student's file with the source version (nbgrader#940). Set again below
+# from the assignments' own descriptors.
+c.Autograde.exclude_overwriting = {"basic_prompting": ["decoding.py"], "few_shot_prompting": ["prompting.py"]}
 
 
 def _sync_source():
-    """Bring source/basic_prompting/ up to date with assignments/basic_prompting/.
+    """Bring source/NAME/ up to date with assignments/NAME/ for every assignment.
 
     Uses the autograder package of the repository this course folder lives in (else the
     installed one); does nothing but warn when neither can be imported.
@@ -60,6 +62,7 @@ def _sync_source():
         else:
             from autograder import nbgrader_course
         nbgrader_course.sync_on_config_load(COURSE_ROOT)
+        c.Autograde.exclude_overwriting = nbgrader_course.exclude_overwriting()
     except Exception as error:  # a config file must never break an nbgrader command
         if not os.path.isdir(os.path.join(COURSE_ROOT, "source", "basic_prompting")):
             print(f"[nbgrader_config.py] warning: {COURSE_ROOT}/source/basic_prompting/ is missing and could not be "

@@ -11,11 +11,16 @@ from pathlib import Path
 import pytest
 
 from autograder import assignment, report
-from autograder.grading import POINTS, Grader
+from autograder.grading import Grader
 from autograder.sandbox.client import Limits
 from autograder.sandbox.isolation import live_processes_of
 
-REFERENCE = assignment.REFERENCE_PATH.read_text()
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
+
+REFERENCE = BASIC.reference_path.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +66,7 @@ import glob, importlib.util, sys
 for path in glob.glob({str(assignment.REPO_ROOT)!r} + "/**/*.py", recursive=True):
     if "solutions" in path or "suites" in path:
         print(open(path).read())
-spec = importlib.util.spec_from_file_location("stolen", {str(assignment.REFERENCE_PATH)!r})
+spec = importlib.util.spec_from_file_location("stolen", {str(BASIC.reference_path)!r})
 stolen = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(stolen)
 globals().update({{k: v for k, v in vars(stolen).items() if not k.startswith("__")}})
@@ -203,7 +208,7 @@ def test_patching_the_workers_reports_forges_nothing(grader, tmp_path):
 def test_a_symlinked_decoding_py_is_not_followed(grader, tmp_path):
     folder = tmp_path / "linker"
     folder.mkdir()
-    (folder / "decoding.py").symlink_to(assignment.REFERENCE_PATH)
+    (folder / "decoding.py").symlink_to(BASIC.reference_path)
     result = grader.grade(folder)
     assert result.score == 0
     assert "symbolic link" in visible_text(result)
@@ -262,7 +267,7 @@ def test_reaching_the_network_fails(grader, isolated, tmp_path):
 def test_restarts_and_imports_count_against_the_submission_budget(tmp_path):
     """Code that dies in every call cannot buy a fresh, slow import per test for free."""
     source = "import time\ntime.sleep(1)\n" + "".join(
-        f"def {name}(*args, **kwargs):\n    import os; os._exit(1)\n" for name in assignment.CONTRACT)
+        f"def {name}(*args, **kwargs):\n    import os; os._exit(1)\n" for name in BASIC.contract)
     with Grader("tiny-qwen3", Limits(test_seconds=10, submission_seconds=8, memory_bytes=2 << 30, processes=16)) as strict:
         result = grade_source(strict, tmp_path, source)
     if os.geteuid() == 0:  # (the process limit applies to the sandbox uid, which needs root)
@@ -444,7 +449,7 @@ junk = st.one_of(
 @given(values=st.lists(junk, min_size=7, max_size=7))
 def test_fuzzed_return_values_always_give_a_valid_report(grader, tmp_path_factory, values):
     lines = ["import torch", "def raise_(e):\n    raise e()"]
-    for name, value in zip(assignment.CONTRACT, values):
+    for name, value in zip(BASIC.contract, values):
         expression = value if isinstance(value, str) and (value.startswith(("torch.", "object", "(_", "raise_"))) else repr(value)
         if expression == "nan" or expression.endswith("inf"):
             expression = f"float({expression!r})"

@@ -19,7 +19,11 @@ from autograder import assignment, batch, report
 from autograder.grading import Grader
 from autograder.sandbox.client import Limits
 
-REFERENCE = assignment.REFERENCE_PATH.read_text()
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+
+REFERENCE = BASIC.reference_path.read_text()
 MARKER = '    """The text before the earliest occurrence of any stop sequence."""\n'
 END_TEST = "Cuts before the earliest stop sequence [whole text is a stop]"
 ROOT = os.geteuid() == 0
@@ -353,7 +357,7 @@ def test_host_service_sockets_cannot_be_reached(grader, tmp_path, host_service):
 # -- a hanging submission ---------------------------------------------------------------------
 
 HANG_EVERYWHERE = "\n".join(
-    f"def {name}(*args, **kwargs):\n    while True:\n        pass\n" for name in assignment.CONTRACT)
+    f"def {name}(*args, **kwargs):\n    while True:\n        pass\n" for name in BASIC.contract)
 
 
 def test_a_submission_that_hangs_everywhere_costs_little(tmp_path):
@@ -363,7 +367,7 @@ def test_a_submission_that_hangs_everywhere_costs_little(tmp_path):
     with Grader("tiny-qwen3") as default:
         result = grade_source(default, tmp_path, HANG_EVERYWHERE)
     assert result.score == 0
-    for function in assignment.CONTRACT:
+    for function in BASIC.contract:
         tests = [t for t in result.tests if t.function == function]
         assert "ran out of time" in tests[0].output, tests[0].output
         assert all(t.output.startswith("Not run:") for t in tests[1:]), function

@@ -19,8 +19,13 @@ from pathlib import Path
 import pytest
 
 from autograder import canvas
-from autograder.grading import POINTS
+
 from autograder.report import write_grades_csv
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
 
 BOM = b"\xef\xbb\xbf"
 MAPPING_HEADER = "student,Student,ID,SIS User ID,SIS Login ID,Section"
@@ -41,7 +46,7 @@ def grade_all_out(tmp_path) -> Path:
         grades_row("bob", 0.0, status="grader error: RuntimeError: the model process died"),
         grades_row("carol", 100.0),
         grades_row("zed", 87.375),
-    ])
+    ], POINTS)
     return out
 
 
@@ -117,7 +122,7 @@ def test_missing_as_zero_fills_no_submission_but_never_a_grader_error(tmp_path, 
 
 def test_two_grade_all_folders_make_two_columns(tmp_path, grade_all_out, mapping):
     second = tmp_path / "retake"
-    write_grades_csv(second / "grades.csv", [grades_row("dave", 61.25), grades_row("alice", 90)])
+    write_grades_csv(second / "grades.csv", [grades_row("dave", 61.25), grades_row("alice", 90)], POINTS)
     out = tmp_path / "canvas.csv"
     assert run("--mapping", mapping, "--grades", grade_all_out, "--grades", second, "--out", out) == 1
     rows = read_rows(out)
@@ -127,7 +132,7 @@ def test_two_grade_all_folders_make_two_columns(tmp_path, grade_all_out, mapping
 
 def test_all_matched_and_graded_exits_0_and_unmatched_is_rewritten(tmp_path, mapping):
     folder = tmp_path / "hw"
-    write_grades_csv(folder / "grades.csv", [grades_row("alice", 1), grades_row("bob", 2), grades_row("carol", 3)])
+    write_grades_csv(folder / "grades.csv", [grades_row("alice", 1), grades_row("bob", 2), grades_row("carol", 3)], POINTS)
     out = tmp_path / "canvas.csv"
     (tmp_path / "unmatched.csv").write_text("student,hw\nstale,1\n")
     assert run("--mapping", mapping, "--grades", folder, "--out", out) == 0
@@ -311,6 +316,6 @@ def test_a_grade_with_a_ta_override_is_exported(tmp_path):
 
     out = tmp_path / "out"
     report.write_grades_csv(out / "grades.csv", [
-        {"student": "alice", "total": 98, "status": "graded, override kept: top_p_filter 18 (autograder 4.7)"}])
+        {"student": "alice", "total": 98, "status": "graded, override kept: top_p_filter 18 (autograder 4.7)"}], POINTS)
     column = canvas.read_grade_all(out, "basic_prompting")
     assert column.scores == {"alice": 98} and column.withheld == {}

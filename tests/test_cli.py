@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment
-from autograder.grading import POINTS
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
+
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,7 +84,7 @@ def test_grade_says_how_to_get_a_missing_model(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     folder = tmp_path / "s"
     folder.mkdir()
-    shutil.copy(assignment.SKELETON_PATH, folder / "decoding.py")
+    shutil.copy(BASIC.skeleton_path, folder / "decoding.py")
     result = run_cli("grade", str(folder), env=env)
     assert result.returncode == 2
     assert "hf download Qwen/Qwen3-0.6B-Base" in result.stderr and "tiny-qwen3" in result.stderr
@@ -89,12 +93,12 @@ def test_grade_says_how_to_get_a_missing_model(tmp_path):
 def _course(tmp_path: Path) -> Path:
     """nbgrader's submitted/<student>/<assignment>/ layout with three students."""
     submitted = tmp_path / "course" / "submitted"
-    for student, source in [("ada", assignment.REFERENCE_PATH), ("bo", assignment.SKELETON_PATH),
+    for student, source in [("ada", BASIC.reference_path), ("bo", BASIC.skeleton_path),
                             ("cy", REPO / "tests" / "submissions" / "stop_first_listed" / "decoding.py")]:
-        folder = submitted / student / assignment.ASSIGNMENT
+        folder = submitted / student / BASIC.name
         folder.mkdir(parents=True)
         shutil.copy(source, folder / "decoding.py")
-    (submitted / "dee" / assignment.ASSIGNMENT).mkdir(parents=True)  # submitted nothing
+    (submitted / "dee" / BASIC.name).mkdir(parents=True)  # submitted nothing
     return tmp_path / "course"
 
 
@@ -116,7 +120,7 @@ def test_grade_all_on_an_nbgrader_layout_then_rerun(tmp_path):
 
     # a rerun skips unchanged submissions and regrades a changed one
     before = {s: (out / s / "results.json").stat().st_mtime_ns for s in rows}
-    shutil.copy(assignment.REFERENCE_PATH, course / "submitted" / "bo" / assignment.ASSIGNMENT / "decoding.py")
+    shutil.copy(BASIC.reference_path, course / "submitted" / "bo" / BASIC.name / "decoding.py")
     result = run_cli("grade-all", str(course), "--model", "tiny-qwen3", "--out", str(out))
     assert result.returncode == 0, result.stderr
     after = {s: (out / s / "results.json").stat().st_mtime_ns for s in rows}

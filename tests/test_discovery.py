@@ -18,12 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment, batch, discovery, gradescope
-from autograder.grading import POINTS
+from autograder import batch, discovery, gradescope
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
+
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = assignment.REFERENCE_PATH.read_text()
-NOTEBOOK = (REPO / "assignments" / assignment.ASSIGNMENT / "basic_prompting.ipynb").read_text()
+REFERENCE = BASIC.reference_path.read_text()
+NOTEBOOK = (REPO / "assignments" / BASIC.name / "basic_prompting.ipynb").read_text()
 
 # The misnamed folders of the issue: files (relative path -> text) and what the message must say.
 MISNAMED = {
@@ -164,6 +169,7 @@ class RecordingGrader:
 
     def __init__(self, *args, **kwargs):
         self.model = {"name": "tiny-qwen3", "revision": "r"}
+        self.assignment = BASIC
 
     def grade(self, folder, student=None):
         from autograder.grading import SubmissionResult, TestResult
@@ -171,7 +177,7 @@ class RecordingGrader:
         RecordingGrader.seen.append((Path(folder), (Path(folder) / "decoding.py").read_text()))
         tests = [TestResult(name="t", function=f, max_score=p, score=p, status="passed") for f, p in POINTS.items()]
         return SubmissionResult(student=student, submission=str(folder), tests=tests, metadata={"model": self.model},
-                                import_report={"ok": True, "missing": []})
+                                import_report={"ok": True, "missing": []}, points=dict(POINTS))
 
     def __enter__(self):
         return self
@@ -290,20 +296,20 @@ def test_nbgrader_autograde_applies_the_same_rule(tmp_path):
     (tmp_path / "autograder").symlink_to(REPO / "autograder", target_is_directory=True)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"),
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    made = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment.ASSIGNMENT], cwd=course,
+    made = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", BASIC.name], cwd=course,
                           env=env, capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stdout + made.stderr
     misnamed_class(course / "submitted")
     for student in [*MISNAMED, "nested"]:  # as `nbgrader collect` lays them out
         folder = course / "submitted" / student
-        inner = folder / assignment.ASSIGNMENT
+        inner = folder / BASIC.name
         inner.mkdir()
         for path in sorted(folder.iterdir()):
             if path != inner:
                 path.rename(inner / path.name)
     printed = io.StringIO()
     outcomes = nbgrader_course.autograde(course, model="tiny-qwen3", feedback=False, console=Console(file=printed, width=400))
-    with open(course / "grading-output" / assignment.ASSIGNMENT / "grades.csv", newline="") as handle:
+    with open(course / "grading-output" / BASIC.name / "grades.csv", newline="") as handle:
         written = {row["student"]: row for row in csv.DictReader(handle)}
     for case, (_, message) in MISNAMED.items():
         assert outcomes[case]["status"].startswith(f"not submitted: {message}"), printed.getvalue()
@@ -311,7 +317,7 @@ def test_nbgrader_autograde_applies_the_same_rule(tmp_path):
         assert f"{case}: not submitted: {message}" in " ".join(printed.getvalue().split())
     assert outcomes["nested"]["score"] == pytest.approx(100) and float(written["nested"]["total"]) == pytest.approx(100)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        assert gb.find_submission(assignment.ASSIGNMENT, "nested").score == pytest.approx(100)
+        assert gb.find_submission(BASIC.name, "nested").score == pytest.approx(100)
 
 
 # -- Gradescope ------------------------------------------------------------------------------------

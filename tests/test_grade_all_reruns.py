@@ -21,13 +21,19 @@ from rich.console import Console
 
 from autograder import batch
 from autograder import grading
-from autograder.grading import POINTS
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
+
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 class FakeGrader:
     model_name = "tiny-qwen3"
+    assignment = BASIC
 
     def __init__(self, bonus: dict | None = None):
         self.model = {"name": "tiny-qwen3", "revision": "rev-1"}
@@ -48,7 +54,7 @@ class FakeGrader:
             tests.append(grading.TestResult(name="t", function=function, max_score=points, score=score,
                                     status="passed" if score == points else "failed"))
         return grading.SubmissionResult(student=student, submission=str(folder), tests=tests, metadata=self.metadata(),
-                                import_report={"ok": True, "missing": []})
+                                import_report={"ok": True, "missing": []}, points=dict(POINTS))
 
 
 def klass(tmp_path: Path, students: dict[str, dict]) -> Path:
@@ -183,7 +189,7 @@ def test_an_override_for_a_student_without_a_submission(tmp_path):
 def test_a_bad_overrides_file_is_refused_with_where_and_why(tmp_path, text, error):
     (tmp_path / "overrides.csv").write_text(text)
     with pytest.raises(batch.OverridesError, match=error.replace("(", r"\(").replace(")", r"\)")):
-        batch.load_overrides(tmp_path / "overrides.csv")
+        batch.load_overrides(tmp_path / "overrides.csv", POINTS)
 
 
 def test_the_command_refuses_a_bad_overrides_file_before_loading_the_model(tmp_path):

@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import assignment, report
-from autograder.grading import POINTS, Grader
+from autograder import report
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
+from autograder.grading import Grader
 
 SUBMISSIONS = Path(__file__).parent / "submissions"
 CASES = sorted(p.name for p in SUBMISSIONS.iterdir() if (p / "expected.json").is_file())
@@ -33,7 +38,7 @@ def _submission(tmp_path: Path, source: Path) -> Path:
 
 
 def test_reference_earns_full_marks(grader, tmp_path):
-    result = grader.grade(_submission(tmp_path, assignment.REFERENCE_PATH))
+    result = grader.grade(_submission(tmp_path, BASIC.reference_path))
     assert result.internal_errors == []
     failed = {t.name: t.output for t in result.tests if t.status != "passed"}
     assert failed == {}
@@ -42,7 +47,7 @@ def test_reference_earns_full_marks(grader, tmp_path):
 
 
 def test_skeleton_earns_nothing_and_says_why(grader, tmp_path):
-    result = grader.grade(_submission(tmp_path, assignment.SKELETON_PATH))
+    result = grader.grade(_submission(tmp_path, BASIC.skeleton_path))
     assert result.score == 0 and result.max_score == pytest.approx(100)
     assert all("NotImplementedError" in t.output for t in result.tests)
 
@@ -114,7 +119,7 @@ def test_a_submission_that_cannot_import_gets_zero_with_the_error(grader, tmp_pa
 
 
 def test_missing_function_costs_only_that_function(grader, tmp_path):
-    source = assignment.REFERENCE_PATH.read_text().replace("def truncate_at_stop(", "def truncate_at_stops(")
+    source = BASIC.reference_path.read_text().replace("def truncate_at_stop(", "def truncate_at_stops(")
     folder = tmp_path / "renamed"
     folder.mkdir()
     (folder / "decoding.py").write_text(source)
@@ -126,7 +131,7 @@ def test_missing_function_costs_only_that_function(grader, tmp_path):
 
 
 def test_a_crash_or_timeout_costs_only_the_tests_it_hit(grader, tmp_path):
-    source = assignment.REFERENCE_PATH.read_text()
+    source = BASIC.reference_path.read_text()
     source = source.replace('    """The text before the earliest occurrence of any stop sequence."""\n',
                             '    """The text before the earliest occurrence of any stop sequence."""\n'
                             '    if text.startswith("\\n\\n"):\n        import os; os._exit(1)\n'

@@ -18,8 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment, gradescope, report
-from autograder.grading import GROUPS, POINTS
+from autograder import gradescope, report
+from autograder.grading import GROUPS
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
 
 REPO = Path(__file__).resolve().parent.parent
 BUGGY = REPO / "tests" / "submissions" / "top_p_off_by_one"
@@ -98,7 +103,7 @@ def test_real_model_bundle_downloads_it(tmp_path):
 
 @pytest.mark.parametrize("kind", ["reference", "skeleton", "buggy"])
 def test_run_autograder(tmp_path, bundle, kind):
-    source = {"reference": assignment.REFERENCE_PATH, "skeleton": assignment.SKELETON_PATH, "buggy": BUGGY / "decoding.py"}[kind]
+    source = {"reference": BASIC.reference_path, "skeleton": BASIC.skeleton_path, "buggy": BUGGY / "decoding.py"}[kind]
     data, done = run_autograder(gradescope_root(tmp_path, bundle, source.read_text()))
     check_schema(data)
     by_function = {f: sum(t["score"] for t in data["tests"] if t["tags"][0] == f) for f in POINTS}

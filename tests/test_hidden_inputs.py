@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment
-from autograder.grading import POINTS, Grader
+from autograder.grading import Grader
 from autograder.hidden_inputs import HiddenInputs, derive_seed
 from autograder.sandbox.wire import MODEL, TOKENIZER
 from autograder.suites.basic_prompting import common
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
 
 GREEDY_KINDS = ("lecture", "code", "question", "few-shot")
 
@@ -68,7 +72,7 @@ def grader():
 def _folder(tmp_path: Path, name: str, source: str) -> Path:
     folder = tmp_path / name
     folder.mkdir()
-    (folder / assignment.SUBMISSION_FILE).write_text(source, encoding="utf-8")
+    (folder / BASIC.submission_file).write_text(source, encoding="utf-8")
     return folder
 
 
@@ -77,7 +81,7 @@ def _greedy_calls(result) -> dict[str, int]:
 
 
 def test_two_students_draw_different_inputs_and_a_regrade_draws_the_same(grader, tmp_path):
-    source = assignment.REFERENCE_PATH.read_text(encoding="utf-8")
+    source = BASIC.reference_path.read_text(encoding="utf-8")
     ada = grader.grade(_folder(tmp_path, "ada", source))
     bob = grader.grade(_folder(tmp_path, "bob", source))
     again = grader.grade(tmp_path / "ada")
@@ -101,7 +105,7 @@ def _memorising_source(grader) -> str:
         prompt = common.PROMPT_POOLS[kind][0]
         n = __import__("autograder.suites.basic_prompting.test_greedy", fromlist=["LENGTHS"]).LENGTHS[kind][0]
         answers[(prompt, n)] = grader.reference_call("greedy_decode", MODEL, TOKENIZER, prompt, n)
-    source = assignment.REFERENCE_PATH.read_text(encoding="utf-8")
+    source = BASIC.reference_path.read_text(encoding="utf-8")
     return source + (
         "\n\n_SEEN = " + repr({f"{p}\0{n}": ids for (p, n), ids in answers.items()}) + "\n\n"
         "def greedy_decode(model, tokenizer, prompt, max_new_tokens):\n"
@@ -134,7 +138,7 @@ def test_prepare_gives_the_reference_full_marks_on_every_variant(tmp_path, monke
             assert result.metadata["hidden_inputs"]["every_variant"] == index
             assert result.score == pytest.approx(100), (index, [(t.name, t.output) for t in result.tests if t.status != "passed"])
         known = len(grader.store.answers)
-        student = grader.grade(_folder(tmp_path, "carol", assignment.REFERENCE_PATH.read_text(encoding="utf-8")))
+        student = grader.grade(_folder(tmp_path, "carol", BASIC.reference_path.read_text(encoding="utf-8")))
         assert student.score == pytest.approx(100)
         assert len(grader.store.answers) == known  # every answer the draw needed was prepared
 
@@ -142,7 +146,7 @@ def test_prepare_gives_the_reference_full_marks_on_every_variant(tmp_path, monke
 def test_the_report_records_the_draws(grader, tmp_path):
     from autograder import report
 
-    result = grader.grade(_folder(tmp_path, "dana", assignment.SKELETON_PATH.read_text(encoding="utf-8")))
+    result = grader.grade(_folder(tmp_path, "dana", BASIC.skeleton_path.read_text(encoding="utf-8")))
     data = report.gradescope_results(result)
     record = data["extra_data"]["metadata"]["hidden_inputs"]
     assert record["seed"] == result.metadata["hidden_inputs"]["seed"] and record["draws"]
@@ -153,7 +157,7 @@ def test_the_report_records_the_draws(grader, tmp_path):
 def test_visibility_levels_follow_the_groups(grader, tmp_path):
     from autograder import report
 
-    result = grader.grade(_folder(tmp_path, "erin", assignment.SKELETON_PATH.read_text(encoding="utf-8")))
+    result = grader.grade(_folder(tmp_path, "erin", BASIC.skeleton_path.read_text(encoding="utf-8")))
     default = report.gradescope_results(result)
     levels = {tuple(t["tags"]): t["visibility"] for t in default["tests"]}
     assert {tags[1] for tags in levels} == {"public", "hidden"}

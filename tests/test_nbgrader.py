@@ -11,6 +11,7 @@ os._exit(1) at import (0, and the others are graded all the same).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -21,11 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment, nbgrader_course
-from autograder.grading import POINTS
+from autograder import nbgrader_course
+from autograder.assignment import available
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
+
 
 REPO = Path(__file__).resolve().parent.parent
-ASSIGNMENT = assignment.ASSIGNMENT
+ASSIGNMENT = BASIC.name
 BUGGY = REPO / "tests" / "submissions" / "top_p_off_by_one"
 CRASHING = (
     "import os, sys\n"
@@ -81,7 +88,7 @@ def course(tmp_path_factory):
              for student in STUDENTS]
     generated = nbgrader("generate_assignment", ASSIGNMENT, cwd=course, env=env)
     nbgrader("release_assignment", ASSIGNMENT, cwd=course, env=env)
-    sources = {"reference": assignment.REFERENCE_PATH.read_text(), "skeleton": None,
+    sources = {"reference": BASIC.reference_path.read_text(), "skeleton": None,
                "buggy": (BUGGY / "decoding.py").read_text(), "crashing": CRASHING}
     for student, kind in STUDENTS.items():
         home = root / "home" / student
@@ -123,15 +130,18 @@ def direct_function_scores(result) -> dict[str, float]:
 
 
 def test_fresh_course_gets_its_source_from_nbgrader_alone(course):
-    """No sync of ours ran: the first nbgrader command made source/ from assignments/ (saying
-    so in one line), the later ones found it current and said nothing."""
-    assert len(course["config_lines"]) == 1 and "created" in course["config_lines"][0], course["config_lines"]
-    assert nbgrader_course.sync_differences(course["course"]) == []
+    """No sync of ours ran: the first nbgrader command made each assignment's source/ from
+    assignments/ (saying so in one line each), the later ones found them current and said
+    nothing."""
+    lines = course["config_lines"]
+    assert len(lines) == len(available()) and all("created" in line for line in lines), lines
+    assert {line.split("source/")[1].split("/")[0] for line in lines} == set(available())
+    assert nbgrader_course.sync_differences(course["course"], BASIC) == []
     source = {p.relative_to(course["course"] / "source" / ASSIGNMENT).as_posix()
               for p in (course["course"] / "source" / ASSIGNMENT).rglob("*") if p.is_file()}
-    assert source == {p.relative_to(nbgrader_course.ASSIGNMENT_DIR).as_posix()
-                      for p in nbgrader_course.ASSIGNMENT_DIR.rglob("*")
-                      if p.is_file() and not nbgrader_course.is_clutter(p.relative_to(nbgrader_course.ASSIGNMENT_DIR))} | {"decoding_points.ipynb"}
+    assert source == {p.relative_to(BASIC.student_dir).as_posix()
+                      for p in BASIC.student_dir.rglob("*")
+                      if p.is_file() and not nbgrader_course.is_clutter(p.relative_to(BASIC.student_dir))} | {"decoding_points.ipynb"}
 
 
 def test_git_ignores_everything_the_workflow_writes_in_the_course(course):
@@ -149,37 +159,41 @@ def test_git_ignores_everything_the_workflow_writes_in_the_course(course):
     assert not_ignored == [], f"git would show these in `git status`: {not_ignored}"
 
 
-def test_grader_points_are_read_without_importing_the_grader():
-    """The points the course's sync writes are the grader's, read without importing torch."""
-    code = ("import sys; from autograder import nbgrader_course as n; p = n.grader_points(); "
+def test_points_are_read_without_importing_the_grader():
+    """Every nbgrader command syncs the course (nbgrader_config.py): the points notebook it
+    writes comes from the assignment.toml, without importing torch or the grader."""
+    code = ("import sys; from autograder import assignment, nbgrader_course as n; "
+            "a = assignment.load('basic_prompting'); text = n.points_notebook_text(a); "
             "assert 'torch' not in sys.modules and 'autograder.grading' not in sys.modules; "
-            "from autograder.grading import POINTS; assert p == POINTS, (p, POINTS); print('ok')")
+            "import tomllib; wanted = tomllib.loads((a.suite_dir / 'assignment.toml').read_text())['points']; "
+            "assert a.points == wanted and all(f'\"points\": {v}' in text for v in wanted.values()), text; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr
 
 
 def test_sync_on_config_load_is_quiet_idempotent_and_never_raises(tmp_path, capsys):
     assignment_dir = tmp_path / "assignment"
-    shutil.copytree(nbgrader_course.ASSIGNMENT_DIR, assignment_dir)
+    shutil.copytree(BASIC.student_dir, assignment_dir)
     for clutter in (".venv/lib/big.so", "__pycache__/decoding.cpython-311.pyc", ".ipynb_checkpoints/x.ipynb"):
         (assignment_dir / clutter).parent.mkdir(parents=True, exist_ok=True)
         (assignment_dir / clutter).write_text("clutter")
     course = tmp_path / "course"
-    assert nbgrader_course.sync_on_config_load(course, assignment_dir)
+    copied = dataclasses.replace(BASIC, student_dir=assignment_dir)
+    assert nbgrader_course.sync_on_config_load(course, [copied])
     assert "created" in capsys.readouterr().err
-    source = nbgrader_course.source_dir(course)
+    source = nbgrader_course.source_dir(course, BASIC)
     assert not any(nbgrader_course.is_clutter(p.relative_to(source)) for p in source.rglob("*"))
     assert not (source / "solutions").exists() and (source / "decoding.py").read_bytes() == (assignment_dir / "decoding.py").read_bytes()
     before = {p: p.stat().st_mtime_ns for p in source.rglob("*")}
-    assert nbgrader_course.sync_on_config_load(course, assignment_dir) == []
+    assert nbgrader_course.sync_on_config_load(course, [copied]) == []
     assert capsys.readouterr().err == ""
     assert {p: p.stat().st_mtime_ns for p in source.rglob("*")} == before
     (assignment_dir / "README.md").write_text("changed")
     (course / "release" / ASSIGNMENT).mkdir(parents=True)
-    assert nbgrader_course.sync_on_config_load(course, assignment_dir) == ["differs: README.md"]
+    assert nbgrader_course.sync_on_config_load(course, [copied]) == ["differs: README.md"]
     assert "--force" in capsys.readouterr().err
     # a missing assignment folder: a warning, never an exception
-    assert nbgrader_course.sync_on_config_load(tmp_path / "other", tmp_path / "missing") == []
+    assert nbgrader_course.sync_on_config_load(tmp_path / "other", [dataclasses.replace(BASIC, student_dir=tmp_path / "missing")]) == []
     assert "warning" in capsys.readouterr().err
 
 
@@ -213,7 +227,7 @@ def test_export_has_our_scores(course, buggy_graded_directly):
     assert float(rows["cy"]["score"]) == pytest.approx(expected, abs=1e-3)
     # and the gradebook's per-function points are the direct ones
     results = json.loads((course["course"] / "grading-output" / ASSIGNMENT / "cy" / "results.json").read_text())
-    assert nbgrader_course.function_scores(results) == pytest.approx(by_function, abs=1e-3)
+    assert nbgrader_course.function_scores(results, POINTS) == pytest.approx(by_function, abs=1e-3)
 
 
 def test_gradebook_has_points_and_comments_per_function(course):
@@ -221,12 +235,12 @@ def test_gradebook_has_points_and_comments_per_function(course):
 
     with Gradebook(f"sqlite:///{course['course'] / 'gradebook.db'}") as gb:
         for function, points in POINTS.items():
-            name = nbgrader_course.cell_name(function)
-            grade = gb.find_grade(name, nbgrader_course.POINTS_NOTEBOOK, ASSIGNMENT, "cy")
+            name = nbgrader_course.cell_name(BASIC, function)
+            grade = gb.find_grade(name, nbgrader_course.points_notebook(BASIC), ASSIGNMENT, "cy")
             assert grade.max_score == points and not grade.needs_manual_grade
-            comment = gb.find_comment(name, nbgrader_course.POINTS_NOTEBOOK, ASSIGNMENT, "cy").comment
+            comment = gb.find_comment(name, nbgrader_course.points_notebook(BASIC), ASSIGNMENT, "cy").comment
             assert ("All tests passed." in comment) == (function != "top_p_filter")
-        crashed = gb.find_comment(nbgrader_course.cell_name("softmax"), nbgrader_course.POINTS_NOTEBOOK, ASSIGNMENT, "dee").comment
+        crashed = gb.find_comment(nbgrader_course.cell_name(BASIC, "softmax"), nbgrader_course.points_notebook(BASIC), ASSIGNMENT, "dee").comment
         assert "could not be imported" in crashed
 
 
@@ -240,7 +254,7 @@ def test_feedback_is_ours_and_hides_the_grader(course, buggy_graded_directly):
     feedback = course["course"] / "feedback"
     for student in STUDENTS:
         folder = feedback / student / ASSIGNMENT
-        assert (folder / "decoding_points.html").is_file() and (folder / nbgrader_course.FEEDBACK_HTML).is_file()
+        assert (folder / "decoding_points.html").is_file() and (folder / nbgrader_course.feedback_html_name(BASIC)).is_file()
         for path, text in texts(folder, (".html",)).items():
             assert REFERENCE_MARKER not in text and "grading.student(" not in text and "def test_" not in text, path
         if student != "ada":  # ada handed in the reference, so her own decoding.py holds it
@@ -254,7 +268,7 @@ def test_feedback_is_ours_and_hides_the_grader(course, buggy_graded_directly):
     dee = (feedback / "dee" / ASSIGNMENT / "decoding_points.html").read_text()
     assert "could not be imported" in dee
     # what the crashing student printed is shown as text, never as markup
-    for page in (dee, (feedback / "dee" / ASSIGNMENT / nbgrader_course.FEEDBACK_HTML).read_text()):
+    for page in (dee, (feedback / "dee" / ASSIGNMENT / nbgrader_course.feedback_html_name(BASIC)).read_text()):
         assert "<script>alert" not in page and "<img src=x" not in page
         assert "&lt;script&gt;alert(1)" in page
 

@@ -26,12 +26,17 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment, nbgrader_course
-from autograder.grading import POINTS
+from autograder import nbgrader_course
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
+
 
 REPO = Path(__file__).resolve().parent.parent
-ASSIGNMENT = assignment.ASSIGNMENT
-REFERENCE = assignment.REFERENCE_PATH.read_text()
+ASSIGNMENT = BASIC.name
+REFERENCE = BASIC.reference_path.read_text()
 BUGGY = (REPO / "tests" / "submissions" / "top_p_off_by_one" / "decoding.py").read_text()
 PAYLOAD = "</code></pre><script>alert(1)</script>\n````\n<img src=x onerror=alert(2)> **bold** [a](javascript:alert(3))"
 MARKER = '    """The text before the earliest occurrence of any stop sequence."""\n'
@@ -40,7 +45,7 @@ SUBMISSIONS = {"ada": REFERENCE, "cy": BUGGY, "zed": HTML_RETURNING}
 ROSTER = {"ada": ("Ada", "Lovelace"), "cy": ("Cy", "Young")}  # zed is missing
 ON_TIME, TWO_HOURS_LATE, DUE = "2026-11-30 09:00:00.000000 UTC", "2026-11-30 12:00:00.000000 UTC", "2026-11-30 10:00:00 UTC"
 TIMESTAMPS = {"ada": ON_TIME, "cy": TWO_HOURS_LATE, "zed": ON_TIME}
-TOP_P = nbgrader_course.cell_name("top_p_filter")
+TOP_P = nbgrader_course.cell_name(BASIC, "top_p_filter")
 
 
 def nbgrader(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -67,8 +72,8 @@ def gradebook(course: Path):
 
 def grade_and_comment(course: Path, cell: str, student: str) -> tuple[float | None, str | None, str | None]:
     with gradebook(course) as gb:
-        grade = gb.find_grade(cell, nbgrader_course.POINTS_NOTEBOOK, ASSIGNMENT, student)
-        comment = gb.find_comment(cell, nbgrader_course.POINTS_NOTEBOOK, ASSIGNMENT, student)
+        grade = gb.find_grade(cell, nbgrader_course.points_notebook(BASIC), ASSIGNMENT, student)
+        comment = gb.find_comment(cell, nbgrader_course.points_notebook(BASIC), ASSIGNMENT, student)
         return grade.manual_score, comment.auto_comment, comment.manual_comment
 
 
@@ -76,11 +81,11 @@ def set_by_hand(course: Path, cell: str, student: str, score: float | None, comm
     """What formgrader does when a TA types a score (and a comment): its API handlers set
     `manual_score` and `manual_comment` (see nbgrader's formgrader/apihandlers.py)."""
     with gradebook(course) as gb:
-        grade = gb.find_grade(cell, nbgrader_course.POINTS_NOTEBOOK, ASSIGNMENT, student)
+        grade = gb.find_grade(cell, nbgrader_course.points_notebook(BASIC), ASSIGNMENT, student)
         grade.manual_score = score
         grade.needs_manual_grade = score is None and grade.auto_score is None
         if comment is not None:
-            gb.find_comment(cell, nbgrader_course.POINTS_NOTEBOOK, ASSIGNMENT, student).manual_comment = comment
+            gb.find_comment(cell, nbgrader_course.points_notebook(BASIC), ASSIGNMENT, student).manual_comment = comment
         gb.db.commit()
 
 
@@ -149,7 +154,7 @@ def test_a_score_set_in_formgrader_is_kept_by_a_rerun_and_a_regrade(template, co
     assert float(row["total"]) == pytest.approx(outcomes["cy"]["score"], abs=1e-3)
     assert outcomes["ada"]["overrides"] == [] and grades_csv(course)["ada"]["status"] == "graded"
     # the student's report says which score was set by hand
-    points = (course / "autograded" / "cy" / ASSIGNMENT / f"{nbgrader_course.POINTS_NOTEBOOK}.ipynb").read_text()
+    points = (course / "autograded" / "cy" / ASSIGNMENT / f"{nbgrader_course.points_notebook(BASIC)}.ipynb").read_text()
     assert "Set by your course staff" in points and "top_p_filter" in points
 
     # a regrade with the same result: still 18, nothing new to say about the autograder
@@ -169,7 +174,7 @@ def test_a_score_set_in_formgrader_is_kept_by_a_rerun_and_a_regrade(template, co
     assert auto_comment == "All tests passed."
     assert outcomes["cy"]["autograder_score"] == pytest.approx(100) and outcomes["cy"]["score"] == pytest.approx(98)
     # the other functions follow the autograder as before
-    assert grade_and_comment(course, nbgrader_course.cell_name("softmax"), "cy")[0] == POINTS["softmax"]
+    assert grade_and_comment(course, nbgrader_course.cell_name(BASIC, "softmax"), "cy")[0] == POINTS["softmax"]
 
     # the TA clears the score in formgrader: the autograder's comes back
     set_by_hand(course, TOP_P, "cy", None)
@@ -220,7 +225,7 @@ def outside_code(markdown: str) -> str:
 
 def test_comments_are_markdown_text_without_html(template):
     course = template["root"] / "course"
-    comments = {(student, function): grade_and_comment(course, nbgrader_course.cell_name(function), student)[1]
+    comments = {(student, function): grade_and_comment(course, nbgrader_course.cell_name(BASIC, function), student)[1]
                 for student in SUBMISSIONS for function in POINTS}
     failing = {key: text for key, text in comments.items() if text != "All tests passed."}
     assert set(failing) == {("cy", "top_p_filter"), ("zed", "truncate_at_stop")}, failing
@@ -238,7 +243,7 @@ def test_comments_are_markdown_text_without_html(template):
 def test_feedback_shows_comments_as_text_and_student_html_escaped(template):
     """nbgrader's generate_feedback (run by the template's autograde) renders the comments."""
     feedback = template["root"] / "course" / "feedback"
-    zed = (feedback / "zed" / ASSIGNMENT / f"{nbgrader_course.POINTS_NOTEBOOK}.html").read_text()
+    zed = (feedback / "zed" / ASSIGNMENT / f"{nbgrader_course.points_notebook(BASIC)}.html").read_text()
     assert "<script>alert(1)" not in zed and "<img src=x" not in zed and 'href="javascript:' not in zed
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in zed
     comments = re.findall(r"<b>Comments:</b>(.*?)</div>", zed, re.S)
@@ -246,7 +251,7 @@ def test_feedback_shows_comments_as_text_and_student_html_escaped(template):
     shown = " ".join(comments)
     assert "<pre><code>" in shown and "&lt;img src=x onerror=alert(2)&gt;" in shown
     assert "&lt;p&gt;" not in shown and "&lt;b&gt;" not in shown and "&lt;pre&gt;" not in shown  # our own markup, shown as text
-    cy = (feedback / "cy" / ASSIGNMENT / f"{nbgrader_course.POINTS_NOTEBOOK}.html").read_text()
+    cy = (feedback / "cy" / ASSIGNMENT / f"{nbgrader_course.points_notebook(BASIC)}.html").read_text()
     assert "<strong>" in " ".join(re.findall(r"<b>Comments:</b>(.*?)</div>", cy, re.S))
 
 

@@ -19,6 +19,10 @@ import torch
 
 from autograder import assignment, models
 
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+
 # Runs in its own interpreter, so the thread pools it starts never touch pytest's.
 HAZARD = """
 import os, sys
@@ -155,7 +159,7 @@ def test_the_model_process_never_starts_torchs_thread_pool(tmp_path):
                               capture_output=True, text=True, timeout=120, check=True)
     folder = tmp_path / "reference"
     folder.mkdir()
-    shutil.copy(assignment.REFERENCE_PATH, folder / "decoding.py")
+    shutil.copy(BASIC.reference_path, folder / "decoding.py")
     with Grader("tiny-qwen3") as grader:
         assert grader.grade(folder).score == 100
         threads = len(os.listdir(f"/proc/{grader.zygote.process.pid}/task"))

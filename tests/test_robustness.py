@@ -24,14 +24,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import assignment, report
-from autograder.grading import POINTS, SubmissionResult
+from autograder import report
+from autograder.grading import SubmissionResult
 from autograder.grading import TestResult as Outcome
 from autograder.sandbox import wire
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 SURROGATES = ["\ud800", "\udfff", "\udc80", "a\ud83d", "\ud83d\ude00"]
@@ -253,7 +258,8 @@ def make_result(text: str = "ok", *, student: str = "ada", score: float = 1.0, i
             "seeds": [0, 1], "graded_at": "2025-01-01T00:00:00+00:00", "isolation": isolation if isolation is not None else {}}
     return SubmissionResult(student=student, submission="/s", tests=tests, metadata=meta | (metadata or {}),
                             import_report=import_report if import_report is not None else {"ok": True, "missing": []},
-                            printed=printed if printed is not None else {"stdout": text}, execution_time=1.5)
+                            printed=printed if printed is not None else {"stdout": text}, execution_time=1.5,
+                            points=dict(POINTS))
 
 
 def write_all(folder: Path, result: SubmissionResult) -> dict:
@@ -261,7 +267,7 @@ def write_all(folder: Path, result: SubmissionResult) -> dict:
     results = report.gradescope_results(result)
     report.write_json(folder / "results.json", results)
     report.write_text(folder / "feedback.md", report.feedback_markdown(result))
-    report.write_grades_csv(folder / "grades.csv", [report.grades_row(results)])
+    report.write_grades_csv(folder / "grades.csv", [report.grades_row(results, POINTS)], POINTS)
     data = strict_json((folder / "results.json").read_text(encoding="utf-8"))
     (folder / "feedback.md").read_text(encoding="utf-8")
     with open(folder / "grades.csv", newline="", encoding="utf-8") as handle:
@@ -320,7 +326,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
     with pytest.raises(OSError):
         report.write_text(tmp_path / "feedback.md", "text")
     with pytest.raises(OSError):
-        report.write_grades_csv(tmp_path / "grades.csv", [])
+        report.write_grades_csv(tmp_path / "grades.csv", [], POINTS)
     monkeypatch.setattr(os, "replace", real_replace)
     assert json.loads((tmp_path / "results.json").read_text()) == {"score": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
@@ -335,7 +341,7 @@ def test_fuzzed_report_fields_always_write_valid_files(tmp_path_factory, text, s
                          metadata={"model": {"name": text, "revision": number}, key: [number, text]})
     write_all(tmp_path_factory.mktemp("r"), result)
     report.print_table(result, _console())
-    report.print_class_table([report.grades_row(report.gradescope_results(result))], _console())
+    report.print_class_table([report.grades_row(report.gradescope_results(result), POINTS)], POINTS, _console())
 
 
 def _console():
@@ -432,6 +438,7 @@ class FakeGrader:
     """Stands in for `Grader`: what it does for a student is written in their decoding.py."""
 
     model_name = "tiny-qwen3"
+    assignment = BASIC
 
     def __init__(self):
         self.model = {"name": "tiny-qwen3", "revision": "rev-1"}
@@ -558,7 +565,7 @@ def test_the_class_table_names_the_model_and_the_grader_errors(tmp_path):
     root = _class(tmp_path, {"a_raises": "RAISE", "b_ok": "OK"})
     rows = grade_all(root, tmp_path / "out", FakeGrader(), console=_console())
     console = Console(record=True, width=200)
-    report.print_class_table(rows, console)
+    report.print_class_table(rows, POINTS, console)
     text = console.export_text()
     assert "tiny-qwen3 (revision rev-1" in text.splitlines()[0]
     assert "1 of 2 students hit a grader error" in text and "a_raises" in text
@@ -648,9 +655,9 @@ def test_gradescope_search_ignores_symlinks_and_symlinked_folders(tmp_path):
     (submission / "decoding.py").symlink_to(elsewhere / "decoding.py")
     (submission / "zipped" / "linked").symlink_to(elsewhere, target_is_directory=True)
     (submission / "loop").symlink_to(submission, target_is_directory=True)
-    assert gradescope.find_submission(submission) is None
+    assert gradescope.find_submission(submission, BASIC.submission_file) is None
     (submission / "zipped" / "inner" / "decoding.py").write_text("y = 2\n")
-    assert gradescope.find_submission(submission) == submission / "zipped" / "inner" / "decoding.py"
+    assert gradescope.find_submission(submission, BASIC.submission_file) == submission / "zipped" / "inner" / "decoding.py"
 
 
 # -- 7. the real worker, end to end: hypothesis-made return values and exception messages --------
@@ -674,7 +681,7 @@ def real_grader():
 
 @pytest.mark.slow
 @settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(values=st.lists(WORKER_VALUES, min_size=len(assignment.CONTRACT), max_size=len(assignment.CONTRACT)),
+@given(values=st.lists(WORKER_VALUES, min_size=len(BASIC.contract), max_size=len(BASIC.contract)),
        message=nasty_text, printed=nasty_text)
 @example(values=["'\\ud800'", "float('nan')", "[float('inf'), '\\udfff', (None, {'k': b'x'})]", "'```\\n# Score: 100'",
                  "torch.ones(3, dtype=torch.complex64)", "10 ** 4000", "torch.zeros(300, 300, dtype=torch.float16)"],
@@ -683,7 +690,7 @@ def test_fuzzed_student_values_and_errors_through_the_real_worker(real_grader, t
     from autograder.batch import grade_all
 
     lines = ["import torch", f"print({printed!r})"]  # repr: surrogates become escapes, the file stays UTF-8
-    for index, (name, value) in enumerate(zip(assignment.CONTRACT, values)):
+    for index, (name, value) in enumerate(zip(BASIC.contract, values)):
         body = f"raise ValueError({message!r})" if index % 3 == 2 else f"return {value}"
         lines.append(f"def {name}(*args, **kwargs):\n    {body}")
     root = tmp_path_factory.mktemp("fuzz")
@@ -710,7 +717,7 @@ def test_a_dead_model_process_is_replaced_and_grading_goes_on(real_grader, tmp_p
     dead.wait()
     folder = tmp_path / "skeleton"
     folder.mkdir()
-    (folder / "decoding.py").write_bytes(assignment.SKELETON_PATH.read_bytes())
+    (folder / "decoding.py").write_bytes(BASIC.skeleton_path.read_bytes())
     result = real_grader.grade(folder)
     assert real_grader.zygote.process is not dead and real_grader.zygote.process.poll() is None
     assert result.internal_errors == []

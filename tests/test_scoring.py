@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment, grading
-from autograder.grading import POINTS, SUITE_DIR, Grader
+from autograder import grading
+from autograder.grading import Grader
 from autograder.scoring import CHECK, SUBSTANTIVE, gate_checks, round_points
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
 
 SUBMISSIONS = Path(__file__).parent / "submissions"
 NOTHING = sorted(p.name for p in SUBMISSIONS.glob("implements_nothing_*") if (p / "expected.json").is_file())
@@ -87,7 +92,7 @@ def test_percentages_never_round_to_all_or_nothing():
 def _grades_markers() -> list[tuple[str, str, str, bool]]:
     """(file::test, function, kind, whether the test calls expect_value_error) per hidden test."""
     found = []
-    for path in sorted(SUITE_DIR.glob("test_*.py")):
+    for path in sorted(BASIC.suite_dir.glob("test_*.py")):
         for node in ast.parse(path.read_text()).body:
             if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
                 continue
@@ -138,7 +143,7 @@ def test_a_submission_that_implements_nothing_scores_zero(grader, case):
 def test_the_reference_still_scores_full_marks(grader, tmp_path):
     folder = tmp_path / "reference"
     folder.mkdir()
-    (folder / assignment.SUBMISSION_FILE).write_bytes(assignment.REFERENCE_PATH.read_bytes())
+    (folder / BASIC.submission_file).write_bytes(BASIC.reference_path.read_bytes())
     result = grader.grade(folder)
     assert result.internal_errors == []
     assert result.score == pytest.approx(100)

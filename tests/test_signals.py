@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignment
+
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = assignment.REFERENCE_PATH.read_text()
+REFERENCE = BASIC.reference_path.read_text()
 MARKER = '    """The text before the earliest occurrence of any stop sequence."""\n'
 # Correct, but one hidden test takes 3 s: the signal arrives while this student is graded.
 SLOW = REFERENCE.replace(MARKER, MARKER + '    if text == "END":\n        import time; time.sleep(3)\n')
@@ -129,12 +132,12 @@ def course_template(tmp_path_factory):
     env = dict(os.environ, NBGRADER_COURSE_ID="signals-course", JUPYTER_CONFIG_DIR=str(root / "jupyter-config"),
                JUPYTER_DATA_DIR=str(root / "jupyter-data"),
                PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    made = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment.ASSIGNMENT], cwd=course,
+    made = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", BASIC.name], cwd=course,
                           env=env, capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stdout + made.stderr
     for student, source in STUDENTS.items():  # as `nbgrader collect` lays them out
-        folder = course / "submitted" / student / assignment.ASSIGNMENT
-        shutil.copytree(course / "release" / assignment.ASSIGNMENT, folder)
+        folder = course / "submitted" / student / BASIC.name
+        shutil.copytree(course / "release" / BASIC.name, folder)
         (folder / "decoding.py").write_text(source)
         (folder / "timestamp.txt").write_text("2026-11-30 12:00:00.000000 UTC\n")
     return root, env
@@ -147,7 +150,7 @@ def gradebook_scores(course: Path) -> dict[str, float]:
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "signals-course") as gb:
         for student in STUDENTS:
             try:
-                submission = gb.find_submission(assignment.ASSIGNMENT, student)
+                submission = gb.find_submission(BASIC.name, student)
             except MissingEntry:
                 continue
             found[student] = round(submission.score, 4)
@@ -162,10 +165,10 @@ def test_a_signal_during_nbgrader_autograde_records_only_true_grades(tmp_path, c
     shutil.copytree(template, root, symlinks=True)
     course = root / "course"
     env = dict(course_env, PYTHONUNBUFFERED="1", TMPDIR=env["TMPDIR"])
-    command = ["autograder", "nbgrader-autograde", assignment.ASSIGNMENT, "--course", str(course), "--model", "tiny-qwen3",
+    command = ["autograder", "nbgrader-autograde", BASIC.name, "--course", str(course), "--model", "tiny-qwen3",
                "--no-feedback"]
     process = start(command, env)
-    out = course / "grading-output" / assignment.ASSIGNMENT
+    out = course / "grading-output" / BASIC.name
     code, output = interrupt(process, out / "s1" / "results.json", number)
     assert code == expected_code, output
     assert_nothing_left_running(process.pid)

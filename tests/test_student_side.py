@@ -31,11 +31,16 @@ import pytest
 import torch
 
 from autograder import assignment
-from autograder.grading import POINTS
 
-STUDENT_DIR = assignment.SKELETON_PATH.parent
+from autograder.assignment import load as _load_assignment
+
+BASIC = _load_assignment("basic_prompting")  # the assignment these tests grade
+POINTS = BASIC.points
+
+
+STUDENT_DIR = BASIC.skeleton_path.parent
 NOTEBOOK = "basic_prompting.ipynb"
-SUITES_DIR = assignment.REPO_ROOT / "autograder" / "suites" / assignment.ASSIGNMENT
+SUITES_DIR = assignment.REPO_ROOT / "autograder" / "suites" / BASIC.name
 BUGGY_SUBMISSION = assignment.REPO_ROOT / "tests" / "submissions" / "top_p_off_by_one" / "decoding.py"
 IGNORED = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".ipynb_checkpoints", "*.pyc")
 CELL_TIMEOUT_S = 300
@@ -43,20 +48,20 @@ CELL_TIMEOUT_S = 300
 
 def student_copy(root: Path, decoding_source: Path) -> Path:
     """A copy of the student folder under `root` with `decoding_source` as its decoding.py."""
-    folder = root / assignment.ASSIGNMENT
+    folder = root / BASIC.name
     shutil.copytree(STUDENT_DIR, folder, ignore=IGNORED)
-    shutil.copy(decoding_source, folder / assignment.SUBMISSION_FILE)
+    shutil.copy(decoding_source, folder / BASIC.submission_file)
     return folder
 
 
 @pytest.fixture(scope="module")
 def reference_folder(tmp_path_factory):
-    return student_copy(tmp_path_factory.mktemp("reference"), assignment.REFERENCE_PATH)
+    return student_copy(tmp_path_factory.mktemp("reference"), BASIC.reference_path)
 
 
 @pytest.fixture(scope="module")
 def skeleton_folder(tmp_path_factory):
-    return student_copy(tmp_path_factory.mktemp("skeleton"), assignment.SKELETON_PATH)
+    return student_copy(tmp_path_factory.mktemp("skeleton"), BASIC.skeleton_path)
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -161,7 +166,7 @@ def test_notebook_runs_with_the_skeleton_and_names_what_is_missing(skeleton_fold
     out = text_outputs(nb)
     assert "KERNEL CHECKS PASSED" in out
     assert "Traceback" not in out and "NotImplementedError" not in out
-    for name in assignment.CONTRACT:
+    for name in BASIC.contract:
         assert re.search(rf"⏳ {name}\s+not implemented yet", out), f"the checklist names {name}"
     assert "Next to implement: `softmax`." in out
     for name in ("softmax", "temperature_distribution", "greedy_decode", "sample_decode", "truncate_at_stop", "generate_text"):
@@ -184,7 +189,7 @@ def helpers():
 def stubbed(tmp_path_factory):
     """The reference with `top_p_filter` a stub again: a half-finished student module."""
     path = tmp_path_factory.mktemp("half_done") / "decoding.py"
-    path.write_text(assignment.REFERENCE_PATH.read_text() + "\n\ndef top_p_filter(probs, p):\n"
+    path.write_text(BASIC.reference_path.read_text() + "\n\ndef top_p_filter(probs, p):\n"
                     "    raise NotImplementedError('top_p_filter is not implemented yet')\n")
     return assignment.load_module(path, "basic_prompting_half_done")
 
@@ -232,7 +237,7 @@ def test_explorer_draws_what_the_reference_computes(helpers, tiny, reference, te
 
 def test_explorer_names_missing_functions(helpers, tiny, stubbed):
     model, tok = tiny
-    skeleton = assignment.load_module(assignment.SKELETON_PATH, "basic_prompting_skeleton_for_the_explorer")
+    skeleton = assignment.load_module(BASIC.skeleton_path, "basic_prompting_skeleton_for_the_explorer")
     fig, summary = helpers.Explorer(model, tok, skeleton, samples=2).update("Roses are red,", 0.8, 0.9, 0)
     assert summary["missing"] == ["softmax", "temperature_distribution", "sample_decode"]
     assert summary["samples"] == [] and summary["nucleus_size"] is None
@@ -290,7 +295,7 @@ def test_student_code_prints_one_line_for_a_stub(helpers, tiny, stubbed):
 def test_helpers_report_a_bug_and_keep_going(helpers, tiny, tmp_path):
     model, tok = tiny
     path = tmp_path / "decoding.py"
-    path.write_text(assignment.REFERENCE_PATH.read_text() + "\n\ndef softmax(scores, base=math.e, dim=-1):\n"
+    path.write_text(BASIC.reference_path.read_text() + "\n\ndef softmax(scores, base=math.e, dim=-1):\n"
                     "    raise TypeError('a bug in softmax')\n")
     buggy = assignment.load_module(path, "basic_prompting_buggy_softmax")
     out = io.StringIO()
@@ -311,7 +316,7 @@ def test_explorer_reloads_decoding_py_when_it_changes(helpers, tiny, tmp_path):
     """A slider moved after saving decoding.py uses the new code (autoreload only runs with a cell)."""
     model, tok = tiny
     path = tmp_path / "decoding.py"
-    source = assignment.REFERENCE_PATH.read_text()
+    source = BASIC.reference_path.read_text()
     path.write_text(source)
     student = assignment.load_module(path, "basic_prompting_edited_between_updates")
     explorer = helpers.Explorer(model, tok, student, samples=1, max_new_tokens=2)
@@ -369,10 +374,10 @@ def test_public_tests_name_the_function_they_check():
     for node in tests:
         doc = ast.get_docstring(node) or ""
         label = re.match(r"\[(\w+)\] ", doc)
-        assert label and label.group(1) in assignment.CONTRACT, f"{node.name}: docstring must start with [function]"
+        assert label and label.group(1) in BASIC.contract, f"{node.name}: docstring must start with [function]"
         assert node.name.startswith(f"test_{label.group(1)}_"), f"{node.name} checks {label.group(1)}"
     checked = {re.match(r"\[(\w+)\]", ast.get_docstring(node)).group(1) for node in tests}
-    assert checked == set(assignment.CONTRACT)
+    assert checked == set(BASIC.contract)
     names = {node.name for node in tests}
     for needed in ("test_greedy_decode_asked_for_no_token", "test_greedy_decode_writes_the_loop_itself",
                    "test_sample_decode_applies_temperature_before_top_p", "test_sample_decode_writes_the_loop_itself",
@@ -411,7 +416,7 @@ def test_public_tests_fail_on_the_skeleton_one_line_each(skeleton_folder):
     assert result.returncode == 1, out
     counts = summary_counts(result.stdout)
     assert set(counts) == {"failed"} and counts["failed"] >= 30, f"every public test fails on the skeleton:\n{out}"
-    for name in assignment.CONTRACT:
+    for name in BASIC.contract:
         assert f"`{name}` is not implemented yet: write it in decoding.py" in out, name
     for noise in ("Traceback", "During handling of the above exception", "raise NotImplementedError"):
         assert noise not in out, noise
@@ -449,8 +454,8 @@ def _constants(path: Path, min_length: int) -> set[str]:
 
 
 def test_student_folder_has_no_reference_code():
-    skeleton_lines = {line.strip() for line in assignment.SKELETON_PATH.read_text().splitlines()}
-    reference_only = {line.strip() for line in assignment.REFERENCE_PATH.read_text().splitlines()
+    skeleton_lines = {line.strip() for line in BASIC.skeleton_path.read_text().splitlines()}
+    reference_only = {line.strip() for line in BASIC.reference_path.read_text().splitlines()
                       if len(line.strip()) >= 25 and line.strip() not in skeleton_lines}
     assert reference_only
     for name, text in student_files().items():
@@ -467,7 +472,7 @@ def test_student_folder_has_nothing_from_the_hidden_suites():
     assert not {path.name for path in suite_files if path.name.startswith("test_")} & set(student_files())
     # The lecture's own prompts may appear in the notebook and the explorer; nothing else may.
     lecture = {pool[0] for pool in common.PROMPT_POOLS.values()} | {"\ndef factorial("}
-    contract = assignment.SKELETON_PATH.read_text(encoding="utf-8")  # public: hidden docstrings may quote it
+    contract = BASIC.skeleton_path.read_text(encoding="utf-8")  # public: hidden docstrings may quote it
     hidden = {constant for path in suite_files for constant in _constants(path, 12)
               if constant not in lecture and constant not in contract}
     for name, text in student_files().items():

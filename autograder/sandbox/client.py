@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import assignment
+from ..assignment import HIDDEN_FROM_STUDENTS, REPO_ROOT, Assignment, load as load_assignment
 from ..models import ModelUnavailableError
 from . import cgroup, scratch, scripted, wire
 from .limits import Limits
@@ -121,7 +121,7 @@ def model_process_environment(environ: dict[str, str] | None = None) -> dict[str
     """The allow-listed part of `environ` (default: this process's), for the model process."""
     environ = dict(os.environ if environ is None else environ)
     kept = {k: v for k, v in environ.items() if k in ENVIRONMENT_NAMES or k.startswith(ENVIRONMENT_PREFIXES)}
-    kept["PYTHONPATH"] = os.pathsep.join(filter(None, [str(assignment.REPO_ROOT), environ.get("PYTHONPATH")]))
+    kept["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environ.get("PYTHONPATH")]))
     # Idle OpenMP threads that spin instead of sleeping make the grading process and
     # a worker, taking turns on 2 cores, ~10x slower (measured on sampling loops).
     kept.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -212,6 +212,7 @@ class Worker:
     # The reference's next-token logits row after a token prefix, or None (see `memo`).
     memo: Callable[[tuple[int, ...]], object] | None = None
     hidden_paths: tuple[Path, ...] = ()  # folders covered up for this worker, beyond the project's own
+    assignment: Assignment | None = None  # the module's contract (default: `assignment.DEFAULT`'s)
     script: scripted.Script | None = None  # what `scripted.SCRIPTED_MODEL` follows in the current call
     pid: int | None = None
     import_report: dict | None = None
@@ -247,15 +248,20 @@ class Worker:
         folder = scratch.make("worker")
         self._scratch = folder
         memory = self._memory_cgroup()
+        graded = self.assignment or load_assignment()
+        # The checkout, plus the suite and reference of an assignment kept outside it.
+        own = [p for p in (graded.suite_dir, graded.reference_path.parent)
+               if not any(p == top or top in p.parents for top in HIDDEN_FROM_STUDENTS)]
+        hidden = (*HIDDEN_FROM_STUDENTS, *own, *self.hidden_paths)
         spec = {
             "memory": memory,
             "module_path": str(Path(self.module_path).resolve()),
-            "module_name": "decoding",
-            "contract": list(assignment.CONTRACT),
+            "module_name": graded.module_name,
+            "contract": list(graded.contract),
             "output_dir": str(self.output_dir),
             "scratch_dir": str(folder),
-            "repo_root": str(assignment.REPO_ROOT),
-            "hidden_paths": [str(p) for p in (*assignment.HIDDEN_FROM_STUDENTS, *self.hidden_paths)],
+            "repo_root": str(REPO_ROOT),
+            "hidden_paths": [str(p) for p in dict.fromkeys(hidden)],
             "trusted": self.trusted,
             "memo": self.memo is not None and not self.trusted,
             "record": self.trusted,
