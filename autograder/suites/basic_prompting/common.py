@@ -7,13 +7,17 @@ import torch
 from autograder import checks
 from autograder.feedback import Mismatch, abbreviate, call_text, mismatch, top_tokens, type_problem
 
-# Each hidden test that asks the model comes in VARIANTS variants; a submission gets one
-# of each, drawn from its seed (`hidden_inputs`), so answers copied from one report do not
-# fit the next submission. Variant i of a test takes the i-th entry of the pools below
-# (its prompt of the kind it needs, its seed, its length). The prompts of a kind test the
-# same behaviours; all are short, so a correct no-cache loop stays quick on the real
-# model. The first of each kind is the lecture's: `fixed_prompt` gives it to the tests
-# whose inputs are public anyway (group "public").
+# Each hidden test of a decoding function (greedy_decode, sample_decode, generate_text)
+# comes in VARIANTS variants; a submission gets one of each, drawn from its seed
+# (`hidden_inputs`), so answers copied from one report do not fit the next submission.
+# Variant i of a test takes the i-th entry of the pools below (its prompt of the kind it
+# needs, its seed, its length). The prompts of a kind test the same behaviours; all are
+# short, so a correct no-cache loop stays quick on the real model. The first of each kind
+# is the lecture's: `fixed_prompt` gives it to the tests whose inputs are fixed.
+#
+# Fairness: two submissions with the same bug must lose the same points whatever they
+# drew. tests/test_variant_fairness.py grades every sample submission on every variant
+# and requires equal scores per function.
 VARIANTS = 6
 LECTURE_PROMPT = "Shakespeare was a great"
 _FEW_SHOT = "Review: It is not being improved despite promises by Paradox.\nDecision: bad\n\nReview: "
@@ -46,6 +50,13 @@ def draw_prompt(grading, test: str, kind: str) -> str:
 
 
 def fixed_prompt(kind: str) -> str:
+    """The lecture's prompt of `kind`, the same for every submission. For the public
+    tests, and for the pure functions' tests on a model distribution (softmax,
+    temperature_distribution, top_p_filter): their answer is a 151,936-entry tensor that
+    feedback shows only abbreviated, so there is nothing short to memorise, while a bug's
+    partial credit there depends on the distribution's shape (an off-by-one nucleus
+    passes on some prompts, not others): drawing those prompts made the same bug score
+    0 or 2.35 of 20 depending on the student."""
     return PROMPT_POOLS[kind][0]
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from autograder.suites.basic_prompting.common import call_text, check_tensor_close, draw_prompt, model_logits
+from autograder.suites.basic_prompting.common import call_text, check_tensor_close, fixed_prompt, model_logits
 
 HINT_BASE = "b^u = e^(u ln b): the base changes how peaked the distribution is"
 HINT_OVERFLOW = "b^10000 overflows float32; subtracting max(u) from every score leaves the result unchanged"
@@ -73,7 +73,7 @@ def test_three_dimensional_input(grading):
 @pytest.mark.parametrize("base", [math.e, 2], ids=["b=e", "b=2"])
 def test_model_next_token_scores(grading, base):
     """The model's next-token logits (151,936 scores)"""
-    logits = model_logits(grading, draw_prompt(grading, "softmax.model_scores", "lecture"))
+    logits = model_logits(grading, fixed_prompt("lecture"))  # fixed: see common.fixed_prompt
     check_softmax(grading, logits, HINT_BASE, base=base)
 
 

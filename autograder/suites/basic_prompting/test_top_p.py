@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.suites.basic_prompting.common import abbreviate, call_text, checks, draw_prompt, mismatch, model_logits, type_problem
+from autograder.suites.basic_prompting.common import abbreviate, call_text, checks, fixed_prompt, mismatch, model_logits, type_problem
 
 HINT_CROSSING = "the token whose probability makes the running total reach p belongs to the nucleus"
 HINT_RENORM = "divide the kept probabilities by what they really sum to (dividing by p is only approximate)"
@@ -28,7 +28,7 @@ def check_nucleus(grading, probs: torch.Tensor, p: float, hint: str | None = Non
 @pytest.mark.parametrize("kind", ["lecture", "code", "question"])
 def test_model_distributions(grading, kind, p):
     """The model's next-token distribution"""
-    check_nucleus(grading, model_logits(grading, draw_prompt(grading, f"top_p.model_distributions.{kind}", kind)).softmax(-1), p)
+    check_nucleus(grading, model_logits(grading, fixed_prompt(kind)).softmax(-1), p)  # fixed: see common.fixed_prompt
 
 
 @pytest.mark.grades("top_p_filter", weight=2, group="public")

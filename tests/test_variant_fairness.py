@@ -1,0 +1,67 @@
+"""Fair hidden inputs: whatever variant of the hidden tests a submission draws, the same
+bug loses the same points. Every sample submission in tests/submissions whose score can
+depend on the draw (below) is graded on every variant (`Grader.grade(every_variant=i)`):
+its score per function must be the same on all of them, and on each it must lose points
+exactly in the functions its expected.json names. A test whose partial credit depends on the drawn prompt (an
+off-by-one nucleus passes on some distributions, not others) fails here, naming the
+function, the variants and what each test scored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from autograder.assignment import load
+from autograder.grading import Grader
+from autograder.suites.basic_prompting import common
+
+# Only decoding functions' hidden tests draw their inputs (the pure helpers' keep fixed
+# ones, see common.fixed_prompt), and while a decoding function is graded the student's
+# helpers are answered by the reference. So a sample whose only bug is in a pure helper
+# scores the same on every variant by construction; grading it six times would only cost
+# CI minutes. Every other sample is checked: each correct variant (fairness to correct
+# work matters most), each decoding bug, and the ones that implement nothing.
+BASIC = load("basic_prompting")
+HELPERS = set(BASIC.helpers)
+
+
+def _draw_dependent(case: Path) -> bool:
+    wrong = set(json.loads((case / "expected.json").read_text())["wrong"])
+    return not (wrong and wrong <= HELPERS)
+
+
+SUBMISSIONS = sorted(p for p in (Path(__file__).parent / "submissions").iterdir()
+                     if (p / "decoding.py").is_file() and (p / "expected.json").is_file() and _draw_dependent(p))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A grader whose store holds the reference's answers for every variant: grading a
+    variant then costs only the submission's own work."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUTOGRADER_REFERENCE_STORE", str(tmp_path_factory.mktemp("store")))
+        with Grader("tiny-qwen3") as grader:
+            for result in grader.prepare():
+                assert result.score == pytest.approx(100), "the reference must earn full marks on every variant"
+            yield grader
+
+
+@pytest.mark.parametrize("case", SUBMISSIONS, ids=[p.name for p in SUBMISSIONS])
+def test_the_same_submission_scores_the_same_on_every_variant(prepared, case):
+    results = [prepared.grade(case, every_variant=i) for i in range(common.VARIANTS)]
+    scores = [r.by_function() for r in results]
+    unfair = {name for name in scores[0] if len({s[name] for s in scores}) > 1}
+    if unfair:
+        lines = []
+        for name in sorted(unfair):
+            lines.append(f"{name}: " + ", ".join(f"variant {i}: {s[name][0]}" for i, s in enumerate(scores)))
+            for i, result in enumerate(results):
+                lost = [f"{t.name} {t.score:.2f}/{t.max_score:.2f}" for t in result.tests if t.function == name and t.score < t.max_score]
+                lines.append(f"  variant {i} lost: {'; '.join(lost) or 'nothing'}")
+        pytest.fail(f"{case.name} scores differently by variant:\n" + "\n".join(lines))
+    wrong = set(json.loads((case / "expected.json").read_text())["wrong"])
+    for i, score in enumerate(scores):
+        lost = {name for name, (got, maximum) in score.items() if got < maximum - 1e-9}
+        assert lost == wrong, f"variant {i}: {case.name} loses points in {sorted(lost)}, expected {sorted(wrong)}"
