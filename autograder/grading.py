@@ -44,6 +44,7 @@ GROUPS = ("public", "hidden")
 # Bounds on a helper call the grading process answers (see `Grader.reference_helper`):
 # far above what a decoding loop asks (one row of Qwen3's 151,936 logits, a few stops),
 # small enough that no answer costs this process more than a fraction of a second.
+ROWS_PER_REPLY = 32  # logits rows per reply of the reference worker (0.6 MB each at Qwen3's vocabulary)
 HELPER_LIMITS = {"elements": 1 << 22, "rows": 64, "chars": 1 << 16, "items": 256}
 # What one test's message may hold (a student's answer is shown abbreviated; this bounds
 # everything else, e.g. a text the student returned): the reports stay small.
@@ -230,7 +231,10 @@ class Grader:
         if known is not None:
             return known
         try:
-            logits = self.reference_worker().logits(token_ids)
+            # At most ROWS_PER_REPLY rows per reply: a few-shot prompt's 115 rows of
+            # Qwen3's vocabulary (70 MB) would not fit one message (`wire.MAX_FRAME_BYTES`).
+            logits = torch.cat([self.reference_worker().logits(token_ids[: start + ROWS_PER_REPLY], start=start)
+                                for start in range(0, len(token_ids), ROWS_PER_REPLY)])
         except (OSError, wire.WireError, TimeoutError, KeyError) as error:
             raise GraderFailure(f"the reference worker failed computing logits: {error}") from None
         self.store.add_rows([token_ids[: i + 1] for i in range(len(token_ids))], logits)

@@ -451,10 +451,10 @@ class Worker:
             answers = []
         wire.send_value_message(self._sock, {"ok": True}, answers)
 
-    def logits(self, token_ids: list[int]):
-        """Trusted workers: the model's logits at every position of `token_ids`."""
+    def logits(self, token_ids: list[int], start: int = 0):
+        """Trusted workers: the model's logits at every position of `token_ids` from `start` on."""
         assert self.trusted
-        wire.send_value_message(self._sock, {"op": "logits"}, list(token_ids))
+        wire.send_value_message(self._sock, {"op": "logits", "start": int(start)}, list(token_ids))
         header, blobs = wire.recv_message(self._sock, deadline=time.monotonic() + 600)
         return wire.decode(header["value"], blobs)
 

@@ -439,8 +439,9 @@ def _serve_logits(sock, model, header, blobs) -> None:
     import torch
 
     token_ids = wire.decode(header["value"], blobs)
+    start = max(int(header.get("start") or 0), 0)  # rows from this position on (a reply stays within a frame)
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([token_ids])).logits[0].float()
+        logits = model(input_ids=torch.tensor([token_ids])).logits[0, start:].float().contiguous()
     wire.send_value_message(sock, {"op": "result", "ok": True}, logits)
 
 
