@@ -1,0 +1,1 @@
+../basic_prompting/course_model.py
