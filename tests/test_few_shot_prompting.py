@@ -81,3 +81,21 @@ def test_reference_earns_full_marks_on_the_real_model(real, tmp_path):
         result = on_real.grade(_submission(tmp_path, FEW_SHOT.reference_path))
     assert {t.name: t.output for t in result.tests if t.status != "passed"} == {}
     assert result.score == pytest.approx(100)
+
+
+def test_its_own_gradescope_bundle_grades_prompting_py(tmp_path):
+    import zipfile
+
+    from autograder import gradescope
+
+    from .test_gradescope import gradescope_root, run_autograder
+
+    bundle = gradescope.build_bundle(tmp_path / "few_shot.zip", "tiny-qwen3", assignment="few_shot_prompting")
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+    assert {"solutions/few_shot_prompting/prompting.py", "assignments/few_shot_prompting/course_model.py"} <= names
+    assert not any(n.startswith("solutions/basic_prompting/") for n in names)  # only this assignment's reference
+    root = gradescope_root(tmp_path, bundle, None)
+    shutil.copy(FEW_SHOT.reference_path, root / "submission" / "prompting.py")
+    data, _ = run_autograder(root)
+    assert data["score"] == pytest.approx(100) and {t["tags"][0] for t in data["tests"]} == set(FEW_SHOT.points)

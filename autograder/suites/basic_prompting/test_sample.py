@@ -18,19 +18,18 @@ DRAWS = 120
 
 
 # A variant's seed must make its test as sharp as every other variant's: with an unlucky
-# seed, all 10 draws land on the argmax, or inside the nucleus anyway, and a sampler that
-# takes the argmax (or ignores top_p) passes on that variant only. So each variant takes
-# the first of its candidate seeds whose reference tokens differ from greedy decoding's
-# and, when top_p < 1, from sampling without the nucleus (both computed by the
-# reference, so every student who draws the variant gets the same seed).
+# seed, all draws land inside the nucleus anyway, and a sampler that ignores top_p passes
+# on that variant only (measured: 4 to 8 of 15 points by variant). So each variant takes
+# the first of its candidate seeds whose reference tokens differ from the reference's
+# sampling without the nucleus (computed by the reference, so every student who draws
+# the variant gets the same seed). An argmax sampler already fails these tests on every
+# variant at these temperatures, and the statistical test on every spread-out prompt.
 CANDIDATE_SEEDS = 12
 
 
 def discriminating_seed(grading, prompt: str, n: int, temperature: float, top_p: float, first: int,
                         generator: bool = False) -> tuple[int, list[int]]:
     """(seed, the reference's tokens with it) for one variant; see CANDIDATE_SEEDS."""
-    greedy = grading.ref("greedy_decode", MODEL, TOKENIZER, prompt, n)
-
     def sampled(seed: int, p: float) -> list[int]:
         if generator:
             return grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, temperature=temperature, top_p=p,
@@ -39,7 +38,7 @@ def discriminating_seed(grading, prompt: str, n: int, temperature: float, top_p:
 
     for seed in range(first, first + CANDIDATE_SEEDS):
         tokens = sampled(seed, top_p)
-        if tokens != greedy and (top_p >= 1.0 or tokens != sampled(seed, 1.0)):
+        if top_p >= 1.0 or tokens != sampled(seed, 1.0):
             return seed, tokens
     return first, sampled(first, top_p)
 
