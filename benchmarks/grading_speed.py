@@ -114,8 +114,8 @@ def greedy_vs_generate(model: str, env: dict, tokens: int = 50) -> tuple[float, 
     code = f"""
 import time, torch
 from autograder.models import load_model
-from autograder.assignment import load_reference
-m, t = load_model({model!r}); r = load_reference()
+from autograder.assignment import load
+m, t = load_model({model!r}); r = load("basic_prompting").load_reference()
 ids = t("Shakespeare was a great", return_tensors="pt")
 m.generate(**ids, do_sample=False, max_new_tokens=2, pad_token_id=t.eos_token_id)
 a = time.perf_counter(); g = m.generate(**ids, do_sample=False, max_new_tokens={tokens}, min_new_tokens={tokens}, pad_token_id=t.eos_token_id); b = time.perf_counter()
