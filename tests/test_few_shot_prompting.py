@@ -99,3 +99,24 @@ def test_its_own_gradescope_bundle_grades_prompting_py(tmp_path):
     shutil.copy(FEW_SHOT.reference_path, root / "submission" / "prompting.py")
     data, _ = run_autograder(root)
     assert data["score"] == pytest.approx(100) and {t["tags"][0] for t in data["tests"]} == set(FEW_SHOT.points)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["reference", "skeleton"])
+def test_notebook_runs_headless(tmp_path, source):
+    """The notebook runs top to bottom on tiny-qwen3 with the reference (a plot of the label
+    probabilities included) and with the skeleton (it says what is missing, no traceback)."""
+    from .test_student_side import images, run_notebook, text_outputs
+
+    folder = tmp_path / "student"
+    shutil.copytree(FEW_SHOT.student_dir, folder, symlinks=False)
+    if source == "reference":
+        shutil.copy(FEW_SHOT.reference_path, folder / FEW_SHOT.submission_file)
+    nb, elapsed = run_notebook(folder, tmp_path, "few_shot_prompting.ipynb", "prompting")
+    out = text_outputs(nb)
+    assert "KERNEL CHECKS PASSED" in out and "Traceback" not in out, out[-3000:]
+    if source == "reference":
+        assert images(nb) >= 1, "the label-probability plot"
+        assert elapsed < 180, f"the notebook took {elapsed:.0f} s on tiny-qwen3"
+    else:
+        assert "not implemented" in out

@@ -78,20 +78,21 @@ def child_env(**extra: str) -> dict[str, str]:
 # -- the notebook ------------------------------------------------------------------------------
 
 
-def run_notebook(folder: Path, tmp_path: Path):
-    """Execute the folder's notebook in a kernel on this interpreter, cwd = `folder`."""
+def run_notebook(folder: Path, tmp_path: Path, notebook: str = NOTEBOOK, module: str = "decoding"):
+    """Execute the folder's `notebook` in a kernel on this interpreter, cwd = `folder`; the
+    kernel checks that it imported `module` from the folder."""
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
 
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    nb = nbformat.read(folder / notebook, as_version=4)
     # Checked inside the kernel: it runs this interpreter, in the copy, on that copy's decoding.py.
     nb.cells.append(nbformat.v4.new_code_cell(
         "import os, sys\n"
         f"assert sys.executable == {sys.executable!r}, sys.executable\n"
         f"assert os.getcwd() == {str(folder)!r}, os.getcwd()\n"
-        f"assert os.path.dirname(os.path.abspath(decoding.__file__)) == {str(folder)!r}, decoding.__file__\n"
+        f"assert os.path.dirname(os.path.abspath({module}.__file__)) == {str(folder)!r}, {module}.__file__\n"
         "assert MODEL_NAME == 'tiny-qwen3', MODEL_NAME\n"
         "print('KERNEL CHECKS PASSED')"
     ))

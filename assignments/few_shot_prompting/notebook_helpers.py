@@ -90,3 +90,17 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 20) -> st
         out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
                              pad_token_id=tokenizer.eos_token_id)
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1]:])
+
+
+def show(fig) -> None:
+    """Display a matplotlib Figure as a PNG, whatever the backend (in JupyterLab, and run
+    headless too, where plt.show() draws nothing)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    display(Image(buffer.getvalue()))
