@@ -149,7 +149,8 @@ def compare_class(root: Path, *, threshold: float = DEFAULT_THRESHOLD, boilerpla
 
     assignment = load_assignment(assignment)
     root = Path(root)
-    bp_hashes = _boilerplate_hashes(boilerplate if boilerplate is not None else (assignment.skeleton_path,))
+    boilerplate = tuple(boilerplate) if boilerplate is not None else (assignment.skeleton_path,)
+    bp_hashes = _boilerplate_hashes(boilerplate)
     compared, skipped, prints = [], [], {}
     for submission in discover(root, assignment=assignment):
         try:
