@@ -18,7 +18,7 @@ from pathlib import Path
 from ..assignment import HIDDEN_FROM_STUDENTS, REPO_ROOT, Assignment, load as load_assignment
 from ..models import ModelUnavailableError
 from . import cgroup, scratch, scripted, wire
-from .limits import Limits
+from .limits import Limits, usable_cpus
 from .worker import WORKER_INTERNAL_EXIT
 
 
@@ -51,6 +51,12 @@ class GraderFailure(Exception):
     """The grading machinery failed (the model process died, a worker's own code broke):
     not the student's doing, so never recorded as the student's result."""
 
+
+
+def _outermost(paths: list) -> list[Path]:
+    """`paths` without repeats and without those inside another one (hidden with it already)."""
+    unique = list(dict.fromkeys(Path(p) for p in paths))
+    return [p for p in unique if not any(other != p and other in p.parents for other in unique)]
 
 class WorkerFailure(Exception):
     """A call did not return normally; `feedback` says why, for the student."""
@@ -252,7 +258,7 @@ class Worker:
         # The checkout, plus the suite and reference of an assignment kept outside it.
         own = [p for p in (graded.suite_dir, graded.reference_path.parent)
                if not any(p == top or top in p.parents for top in HIDDEN_FROM_STUDENTS)]
-        hidden = (*HIDDEN_FROM_STUDENTS, *own, *self.hidden_paths)
+        hidden = _outermost([*HIDDEN_FROM_STUDENTS, *own, *self.hidden_paths])
         spec = {
             "memory": memory,
             "module_path": str(Path(self.module_path).resolve()),
@@ -261,11 +267,11 @@ class Worker:
             "output_dir": str(self.output_dir),
             "scratch_dir": str(folder),
             "repo_root": str(REPO_ROOT),
-            "hidden_paths": [str(p) for p in dict.fromkeys(hidden)],
+            "hidden_paths": [str(p) for p in hidden],
             "trusted": self.trusted,
             "memo": self.memo is not None and not self.trusted,
             "record": self.trusted,
-            "threads": self.limits.threads or os.cpu_count() or 1,
+            "threads": self.limits.threads or usable_cpus(),
             "limits": {"memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.output_bytes,
                        "processes": self.limits.processes},
         }

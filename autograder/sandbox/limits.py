@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 
@@ -20,7 +22,7 @@ class Limits:
     memory_bytes: int = 6 << 30  # beyond the shared model's pages
     output_bytes: int = 8 << 20  # per stdout/stderr file, and any file it writes
     processes: int = 64  # processes of the sandbox uid at once (where the grader runs as root)
-    threads: int = 0  # torch threads in the worker; 0 = all cores
+    threads: int = 0  # torch threads in the worker; 0 = every core this process may use (`usable_cpus`)
 
     def call_limit(self, reference_seconds: float | None) -> float:
         """Seconds for one call whose test took the reference `reference_seconds` (None:
@@ -28,3 +30,21 @@ class Limits:
         if reference_seconds is None:
             return self.test_seconds
         return min(self.test_seconds, max(self.min_test_seconds, self.reference_factor * reference_seconds))
+
+
+def usable_cpus() -> int:
+    """The cores this process may really use: its CPU affinity (what Slurm, taskset or a
+    cpuset allow), and no more than a cgroup v2 CPU quota (a Kubernetes CPU limit).
+    os.cpu_count() is the whole machine's: on a 64-core node with 4 CPUs allotted, that
+    many torch threads would fight over 4 cores and run many times slower."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
