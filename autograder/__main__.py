@@ -9,6 +9,7 @@ from pathlib import Path
 from . import models
 from .assignment import DEFAULT as DEFAULT_ASSIGNMENT, GRADER_ERROR_EXIT, AssignmentError, available, load as load_assignment
 from .sandbox.limits import Limits
+from .sharding import shard_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a TA's manual scores: CSV with the columns student,function,points,reason; they replace "
                                 "the autograder's points for that function in grades.csv and feedback.md on every run "
                                 "(default: OUT/overrides.csv when it exists)")
+    grade_all.add_argument("--shard", type=shard_argument, metavar="I/K",
+                           help="grade only shard I of K (I counts from 0: Slurm's $SLURM_ARRAY_TASK_ID, Kubernetes' "
+                                "$JOB_COMPLETION_INDEX); students are split by a hash of their id. Give each shard its "
+                                "own --out, then `merge` them into one set of grades")
     _add_limit_options(grade_all)
 
     prepare = commands.add_parser(
@@ -72,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--model", help=model_help)
     _add_assignment_option(prepare)
 
-    from . import canvas, gradescope, nbgrader_course, similarity
+    from . import canvas, cluster, gradescope, nbgrader_course, sharding, similarity
 
+    sharding.add_cli(commands)
+    cluster.add_cli(commands)
     nbgrader_course.add_cli(commands)
     gradescope.add_cli(commands)
     similarity.add_cli(commands)
@@ -128,13 +135,14 @@ def _check_model(args) -> str:
     return name
 
 
-def _load_grader(args, console, name: str | None = None, assignment=None):
+def _load_grader(args, console, name: str | None = None, assignment=None, own_store: Path | None = None):
     from .grading import Grader
 
     name = name or _check_model(args)
     with console.status(f"Loading {name} ..."):
         return Grader(name, _limits(args), reuse_reference=not args.fresh_reference,
-                      inputs_seed=getattr(args, "inputs_seed", None), assignment=assignment or getattr(args, "assignment", None))
+                      inputs_seed=getattr(args, "inputs_seed", None), assignment=assignment or getattr(args, "assignment", None),
+                      own_store=own_store)
 
 
 def _grade(args) -> int:
@@ -236,6 +244,9 @@ def _grade_all(args) -> int:
     name = _check_model(args)  # before anything heavy: a missing model fails in seconds
     from .batch import OVERRIDES_FILE, OverridesError, load_overrides
 
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file, not a folder", file=sys.stderr)
+        return 2
     chosen = [load_assignment(a) for a in dict.fromkeys(args.assignment or [None])]
     if len({a.name for a in chosen}) < len(chosen):
         print(f"error: two --assignment values name the same assignment ({', '.join(a.name for a in chosen)})", file=sys.stderr)
@@ -263,9 +274,18 @@ def _grade_all_one(args, console, name: str, assignment, out: Path) -> int:
     from .batch import NOT_SUBMITTED, exit_status, grade_all, is_not_submitted, print_summary
     from .report import is_grader_error, print_class_table
 
+    import time
+
+    from .sharding import SHARD_STORE
+
     # Each assignment its own grader: its own reference, reference store and hidden folders.
-    with _load_grader(args, console, name, assignment) as grader:
-        rows = grade_all(args.root, out, grader, regrade=args.regrade, console=console, overrides=args.overrides)
+    # A shard reads the class's prepared store and keeps what it computes itself apart.
+    started = time.monotonic()
+    with _load_grader(args, console, name, assignment, out / SHARD_STORE if args.shard else None) as grader:
+        if args.shard:
+            console.print(grader.store_note)
+        rows = grade_all(args.root, out, grader, regrade=args.regrade, console=console, overrides=args.overrides,
+                         shard=args.shard, load_seconds=time.monotonic() - started)
     # the table says "not submitted"; what was found is in the lines above and in grades.csv
     print_class_table([dict(row, status=NOT_SUBMITTED) if is_not_submitted(row) else row for row in rows],
                       assignment.points, console)

@@ -43,6 +43,7 @@ from .assignment import Assignment, load as load_assignment
 
 if TYPE_CHECKING:
     from .grading import Grader
+    from .sharding import Shard
 
 NOT_SUBMITTED = "not submitted"  # how a grades.csv status starts when there is no single decoding.py
 OVERRIDES_FILE = "overrides.csv"  # in the output folder, unless --overrides names another
@@ -173,7 +174,8 @@ class Rows(list):
 
 
 def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = False, console: Console | None = None,
-              overrides: Path | None = None) -> Rows:
+              overrides: Path | None = None, shard: Shard | None = None, load_seconds: float = 0.0,
+              submissions: list[Submission] | None = None) -> Rows:
     """Grade every submission below `root` into `out_dir`; returns the grades.csv rows
     (with `.summary`).
 
@@ -182,7 +184,10 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
     written as soon as it is known, so an interrupted batch loses nothing already graded;
     a student the grader fails on gets a row with a ``grader error`` status (see
     `exit_status`) and the batch goes on. `overrides`: the TA's overrides file (default
-    ``out_dir/overrides.csv`` when it exists; see `load_overrides`).
+    ``out_dir/overrides.csv`` when it exists; see `load_overrides`). `shard`: grade only
+    that shard's students, and keep `sharding.MANIFEST` up to date in `out_dir` (its
+    `load_seconds`: how long the grader took to load, for the record). `submissions`:
+    these instead of what `discover` finds below `root` (nbgrader's collected folders).
     """
     console = console or Console()
     points = grader.assignment.points
@@ -192,10 +197,16 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(out_dir, 0o700)  # also what an earlier version wrote there: grades are the TA's alone
     summary = Summary(regrade=regrade)
-    submissions = discover(root, out_dir, skipped=summary.skipped, assignment=grader.assignment)
+    if submissions is None:
+        submissions = discover(root, out_dir, skipped=summary.skipped, assignment=grader.assignment)
     for name, why in summary.skipped:
         console.print(f"not a student: {escape(report.clean_text(name))} ({escape(why)})")
     summary.unknown_overrides = sorted(set(manual) - {s.student for s in submissions})
+    mark_shard = _ShardManifest(out_dir, shard, grader, [s.student for s in submissions], load_seconds)
+    if shard is not None:
+        submissions = [s for s in submissions if shard.holds(s.student)]
+        summary.unknown_overrides = [s for s in summary.unknown_overrides if shard.holds(s)]
+        console.print(f"shard {shard}: {len(submissions)} of the class's {len(mark_shard.class_students)} students")
     grader.hidden_paths += [Path(out_dir).resolve(), Path(root).resolve()]  # others' results and code
     rows = Rows()
     rows.summary = summary
@@ -220,7 +231,36 @@ def grade_all(root: Path, out_dir: Path, grader: Grader, *, regrade: bool = Fals
         report.write_grades_csv(out_dir / "grades.csv", rows, points)
         raise
     report.write_grades_csv(out_dir / "grades.csv", rows, points)
+    mark_shard(complete=True)
     return rows
+
+
+class _ShardManifest:
+    """Writes a shard's `sharding.MANIFEST`: not complete when grading starts, complete at the end."""
+
+    def __init__(self, out_dir: Path, shard: Shard | None, grader, class_students: list[str], load_seconds: float):
+        import time
+
+        from .sharding import MANIFEST, _now
+
+        self.out_dir, self.shard, self.grader, self.class_students = out_dir, shard, grader, class_students
+        self.load_seconds, self.started, self.clock = load_seconds, _now(), time.monotonic()
+        if shard is None:  # an unsharded run: this folder is no shard's output (any more)
+            (Path(out_dir) / MANIFEST).unlink(missing_ok=True)
+        self(complete=False)
+
+    def __call__(self, complete: bool) -> None:
+        import time
+
+        from .sharding import write_manifest
+
+        if self.shard is None:
+            return
+        write_manifest(self.out_dir, self.shard, assignment=self.grader.assignment, class_students=self.class_students,
+                       metadata=_metadata(self.grader), store=str(getattr(self.grader, "store_note", "")),
+                       complete=complete, started=self.started,
+                       seconds={"load": round(self.load_seconds, 2), "grading": round(time.monotonic() - self.clock, 2)})
+
 
 
 def _earlier_row(target: Path, points: dict) -> dict | None:

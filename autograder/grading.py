@@ -33,6 +33,7 @@ from .sandbox import cgroup, scratch, wire
 from .sandbox.client import GraderFailure, Limits, StudentError, Worker, WorkerFailure, WorkerTimeout, Zygote
 from .sandbox.memory import release_free_memory
 from .sandbox.scripted import Script
+from .version import grader_version
 from .submission_file import SubmissionFileError, read_submission_bytes
 
 # Groups of hidden tests (the `grades` marker's `group`): "public" ones mirror the public
@@ -143,14 +144,17 @@ class Grader:
 
     def __init__(self, model_name: str, limits: Limits | None = None, *, work_dir: Path | None = None,
                  reuse_reference: bool = True, inputs_seed: int | None = None,
-                 assignment: "str | Path | Assignment | None" = None):
+                 assignment: "str | Path | Assignment | None" = None, own_store: Path | None = None):
         """`reuse_reference`: keep the reference's answers and logits on disk for later
         batches, and serve students' model calls from those logits where they ask for
         exactly the same token sequences (see `sandbox.memo`). False computes everything
         afresh, in memory only: the same grades, slower. `inputs_seed`: draw every
         submission's hidden inputs from this seed instead of the one derived from the
         student and the file (to reproduce a report; see `hidden_inputs`). `assignment`:
-        what to grade (an `Assignment`, a name or a folder; default `assignment.DEFAULT`)."""
+        what to grade (an `Assignment`, a name or a folder; default `assignment.DEFAULT`).
+        `own_store`: a folder for the reference answers this grader computes itself (a
+        shard's); the class's store (`store_dir`, written by `prepare`) is then only read,
+        and `store_note` says which was found."""
         import torch
         from transformers import AutoTokenizer
 
@@ -177,12 +181,25 @@ class Grader:
         self._reference_worker: Worker | None = None
         self.reuse_reference = reuse_reference
         self.last_reference_seconds = 0.0
-        stored = None
-        if reuse_reference:
-            stored = store_dir() / f"{fingerprint(self.assignment, self.model['revision'], self.versions)}.pt"
-            stored.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.hidden_paths.append(stored.parent)  # it holds the hidden tests' answers
-        self.store = ReferenceStore(stored)
+        self.store_note = "reference answers computed afresh, in memory only"
+        if not reuse_reference:
+            self.store = ReferenceStore(None)
+        else:
+            name = f"{fingerprint(self.assignment, self.model['revision'], self.versions)}.pt"
+            shared = store_dir() / name
+            self.hidden_paths.append(shared.parent)  # it holds the hidden tests' answers
+            if own_store is None:
+                shared.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.store = ReferenceStore(shared)
+                self.store_note = f"reference answers: {shared}"
+            else:
+                Path(own_store).mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.hidden_paths.append(Path(own_store).resolve())
+                found = shared.is_file()
+                self.store = ReferenceStore(Path(own_store) / name, shared=shared if found else None)
+                self.store_note = (f"reference answers: the prepared store {shared} (read-only)" if found else
+                                   f"no prepared reference answers in {shared.parent} (`python -m autograder prepare` "
+                                   f"computes them once for the class): this shard computes its own, in {own_store}")
 
     # -- the reference, for everything that needs the model -------------------------
 
@@ -274,6 +291,7 @@ class Grader:
             "submission_file": self.assignment.submission_file,
             "model": self.model,
             "versions": self.versions,
+            "grader": grader_version(self.assignment),
             "limits": dataclasses.asdict(self.limits),
             "graded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }

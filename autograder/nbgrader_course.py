@@ -58,6 +58,7 @@ from pathlib import Path
 
 from . import models
 from .assignment import DEFAULT as DEFAULT_ASSIGNMENT, REPO_ROOT, Assignment, available, load as load_assignment
+from .sharding import shard_argument
 
 OUTPUT_DIR = "grading-output"  # below the course root; TAs only
 DEFAULT_COURSE = REPO_ROOT / "course"
@@ -667,7 +668,7 @@ def _read_grades_csv(path: Path) -> dict[str, dict]:
 
 def autograde(course: Path, *, assignment: "str | Path | Assignment | None" = None, students: list[str] | None = None,
               model: str | None = None, limits=None, regrade: bool = False, feedback: bool = True,
-              reuse_reference: bool = True, console=None) -> dict[str, dict]:
+              reuse_reference: bool = True, console=None, grading: bool = True) -> dict[str, dict]:
     """Grade the collected submissions of `assignment` (a name, a folder with an
     assignment.toml, or an `Assignment`; default `assignment.DEFAULT`); returns
     {student: outcome}. nbgrader knows it by its name.
@@ -678,7 +679,9 @@ def autograde(course: Path, *, assignment: "str | Path | Assignment | None" = No
     (manual scores a TA set that were kept, `Override`), ``messages`` and ``warnings``
     (lines printed for the TA), ``seconds_late`` and ``late_penalty``. One failing
     submission never stops the rest. grades.csv keeps the rows of students this run did
-    not grade (``--student``, an interrupted run).
+    not grade (``--student``, an interrupted run). `grading` False (`merge_into_gradebook`):
+    only results already in the output folder are used; a student without usable ones is
+    a grader error, and no model is loaded.
     """
     from nbgrader.api import Gradebook
     from rich.console import Console
@@ -724,6 +727,10 @@ def autograde(course: Path, *, assignment: "str | Path | Assignment | None" = No
                     if found.path is None and not reused:  # not submitted: nothing to grade, no model needed
                         results = write_not_submitted(target, item.student, found, {"model": {"name": model_name}}, points,
                                                       digest)
+                    elif not reused and not grading:
+                        raise NotGradedByShard(f"no usable results from its shard for {item.student} (a grader error "
+                                               f"there, or the submission changed after the shard graded it): rerun "
+                                               f"that shard, then merge again")
                     elif not reused:
                         if grader is None:
                             from .grading import Grader
@@ -801,6 +808,83 @@ def autograde(course: Path, *, assignment: "str | Path | Assignment | None" = No
     return outcomes
 
 
+class NotGradedByShard(RuntimeError):
+    """A student that the shards being merged left without usable results."""
+
+
+def grade_shard(course: Path, shard, out: Path, *, assignment: "str | Path | Assignment | None" = None,
+                model: str | None = None, limits=None, regrade: bool = False, reuse_reference: bool = True,
+                console=None):
+    """One shard of ``nbgrader-autograde``: its collected students graded into `out` (as
+    ``grade-all --shard`` does), the gradebook untouched: only `merge_into_gradebook`
+    writes it, so no two nodes ever write the SQLite file."""
+    import time
+
+    from rich.console import Console
+
+    from .batch import Submission, grade_all
+    from .grading import Grader
+    from .sharding import SHARD_STORE
+
+    console = console or Console()
+    assignment = load_assignment(assignment)
+    coursedir, _ = load_coursedir(course.resolve())
+    items = collected(coursedir, assignment.name)
+    submissions = [Submission(i.student, i.folder, (), assignment.submission_file) for i in items]
+    model_name = models.resolve_model_name(model)
+    started = time.monotonic()
+    with console.status(f"Loading {model_name} ..."):
+        grader = Grader(model_name, limits, reuse_reference=reuse_reference, assignment=assignment,
+                        own_store=Path(out) / SHARD_STORE if reuse_reference else None)
+    with grader:
+        grader.hidden_paths.append(course.resolve())  # the course: others' code, grades, feedback
+        console.print(grader.store_note)
+        return grade_all(course, out, grader, regrade=regrade, console=console, shard=shard,
+                         load_seconds=time.monotonic() - started, submissions=submissions)
+
+
+def merge_into_gradebook(course: Path, shard_outputs: list[Path], *, console=None, feedback: bool = True) -> int:
+    """`sharding.merge` for nbgrader: the shards' results become the course's (its
+    grading-output/<assignment>/), then the gradebook, autograded/ and feedback are
+    written from them as `autograde` writes them, by this one process. Returns the exit status."""
+    import json
+
+    from rich.console import Console
+
+    from .sharding import MANIFEST, check
+
+    console = console or Console()
+    course = Path(course).resolve()
+    parts, everyone, graded = check([Path(p) for p in shard_outputs])
+    manifest = parts[0].manifest
+    assignment = load_assignment(manifest["assignment"] if manifest["assignment"] in available()
+                                 else manifest.get("assignment_folder"))
+    coursedir, _ = load_coursedir(course)
+    known = {i.student for i in collected(coursedir, assignment.name)}
+    late = sorted(known - set(everyone))
+    if late:
+        console.print(f"[yellow]collected after the shards ran, not graded (run the shards again): {', '.join(late)}[/]")
+    out_root = course / OUTPUT_DIR / assignment.name
+    for student in everyone:
+        source, _results = graded[student]
+        target = out_root / student
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "grader-error.txt").unlink(missing_ok=True)
+        for path in sorted((source / student).iterdir()):
+            if path.is_file() and not path.is_symlink() and path.name != RECORD_FILE:
+                shutil.copyfile(path, target / path.name)  # results.json last is not needed: nothing reads it meanwhile
+    model_name = json.loads((parts[0].folder / MANIFEST).read_text(encoding="utf-8"))["model"]["name"]
+    outcomes = autograde(course, assignment=assignment, students=[s for s in everyone if s in known], model=model_name,
+                         feedback=feedback, console=console, grading=False)
+    failed = sorted(s for s, o in outcomes.items() if o["score"] is None or (feedback and not o["feedback"]))
+    print(f"{len(outcomes)} submissions from {len(parts)} shards; gradebook updated (`nbgrader export` for the CSV); "
+          f"per student: {out_root}/<student>/")
+    if failed:
+        print(f"not graded or no feedback: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def generate_feedback(config, assignment_id: str, students: list[str], outcomes: dict, console) -> None:
     """nbgrader's own generate_feedback, per graded student (forced: a regrade replaces it)."""
     from nbgrader.apps import NbGraderAPI
@@ -855,6 +939,17 @@ def _autograde_command(args) -> int:
                     memory_bytes=int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else defaults.memory_bytes)
     try:
         assignment = load_assignment(args.assignment_option or args.assignment)
+        if args.shard is not None:
+            from .batch import exit_status
+
+            if args.out is None:
+                print("error: --shard needs --out (a folder of this shard's own)", file=sys.stderr)
+                return 2
+            rows = grade_shard(course, args.shard, args.out, assignment=assignment, model=args.model, limits=limits,
+                               regrade=args.regrade, reuse_reference=not args.fresh_reference)
+            print(f"shard {args.shard}: {len(rows)} submissions graded into {args.out}; the gradebook is written by "
+                  f"`python -m autograder merge --nbgrader {course} SHARD_OUT...` once every shard is done")
+            return exit_status(rows)
         outcomes = autograde(course, assignment=assignment, students=args.student or None, model=args.model,
                              limits=limits, regrade=args.regrade, feedback=not args.no_feedback,
                              reuse_reference=not args.fresh_reference)
@@ -899,6 +994,10 @@ def _add_autograde(commands, name: str):
     parser.add_argument("--fresh-reference", action="store_true",
                         help="compute every reference answer and every model call afresh: no stored reference answers, "
                              "no answering students' model calls from them (same grades, slower)")
+    parser.add_argument("--shard", type=shard_argument, metavar="I/K",
+                        help="grade only shard I of K (from 0) into --out, leaving the gradebook alone; "
+                             "`python -m autograder merge --nbgrader COURSE SHARD_OUT...` writes it from all shards")
+    parser.add_argument("--out", type=Path, help="with --shard: this shard's output folder")
     parser.set_defaults(handler=_autograde_command)
     return parser
 

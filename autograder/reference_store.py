@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+from collections import ChainMap
 import json
 import os
 import tempfile
@@ -61,10 +62,17 @@ class ReferenceStore:
 
     Appending keeps every index ever saved valid, so a reader (another batch, a shard)
     that loaded an older index reads the right bytes while this one adds rows, and a
-    crash between an append and `save` leaves only unreferenced bytes at the end."""
+    crash between an append and `save` leaves only unreferenced bytes at the end.
 
-    def __init__(self, path: Path | None):
+    `shared`: a store to read and never write (a class's prepared store that many shards
+    read at once, perhaps on a read-only mount): what it knows is answered from it, and
+    only what it lacks is computed and kept in this one. `read_only`: this store itself
+    is only read (`add_*` and `save` refuse)."""
+
+    def __init__(self, path: Path | None, *, shared: Path | None = None, read_only: bool = False):
         self.path = path
+        self.read_only = read_only
+        self.shared = ReferenceStore(shared, read_only=True) if shared is not None else None
         self.answers: dict[str, object] = {}
         self.seconds: dict[str, float] = {}  # how long the reference took for each answer
         self.index: dict[Prefix, tuple[int, int, str]] = {}  # prefix -> (byte offset, elements, dtype)
@@ -83,24 +91,42 @@ class ReferenceStore:
                         self.index = index
             except Exception:  # noqa: BLE001 - a damaged store is only a slower batch
                 self.answers, self.seconds, self.index = {}, {}, {}
+        self._layer()
+
+    def _layer(self) -> None:
+        """Answers and seconds looked up here first, then in the shared store."""
+        if self.shared is not None:
+            self.answers = ChainMap(_own(self.answers), self.shared.answers)
+            self.seconds = ChainMap(_own(self.seconds), self.shared.seconds)
 
     @property
     def rows_path(self) -> Path:
         return self.path.with_suffix(".rows")
 
     def __len__(self) -> int:
-        return len(self.index) + len(self._unsaved)
+        return len(self.index) + len(self._unsaved) + (len(self.shared) if self.shared is not None else 0)
+
+    def _knows(self, prefix: Prefix) -> bool:
+        return prefix in self.index or prefix in self._unsaved or (self.shared is not None and self.shared._knows(prefix))
 
     def _open_rows(self) -> int:
         if self._rows_file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._rows_file = os.open(self.rows_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            if self.read_only:
+                self._rows_file = os.open(self.rows_path, os.O_RDONLY | os.O_CLOEXEC)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._rows_file = os.open(self.rows_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         return self._rows_file
 
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise PermissionError(f"the reference store {self.path} is read-only here")
+
     def add_rows(self, prefixes, rows) -> None:
+        self._refuse_if_read_only()
         for prefix, row in zip(prefixes, rows):
             prefix = tuple(int(i) for i in prefix)
-            if prefix in self.index or prefix in self._unsaved:
+            if self._knows(prefix):
                 continue
             row = row.detach().contiguous()
             if self.path is None:
@@ -120,6 +146,7 @@ class ReferenceStore:
             self._dirty = True
 
     def add_answer(self, key: str, value, seconds: float) -> None:
+        self._refuse_if_read_only()
         self.answers[key] = value
         self.seconds[key] = float(seconds)
         self._dirty = True
@@ -129,7 +156,7 @@ class ReferenceStore:
             return self._unsaved[prefix]
         where = self.index.get(prefix)
         if where is None:
-            return None
+            return self.shared.row(prefix) if self.shared is not None else None
         offset, count, dtype = where
         row = torch.empty(count, dtype=_dtype(dtype))
         view = memoryview(row.view(torch.uint8).numpy())
@@ -140,24 +167,26 @@ class ReferenceStore:
     def logits(self, token_ids: list[int]) -> torch.Tensor | None:
         """Rows after every prefix of `token_ids` (shape (len, vocab)), if all are known."""
         prefixes = [tuple(token_ids[: i + 1]) for i in range(len(token_ids))]
-        if not prefixes or not all(p in self.index or p in self._unsaved for p in prefixes):
+        if not prefixes or not all(self._knows(p) for p in prefixes):
             return None  # known before any row is read
         rows = [self.row(p) for p in prefixes]
         return torch.stack(rows) if all(r is not None for r in rows) else None
 
     def save(self) -> None:
         """Write the index atomically (readers see the old one or the new one), owner-only,
-        merged with what another batch saved meanwhile."""
+        merged with what another batch saved meanwhile. Only this store's own part: never
+        what is read from the shared store."""
         if self.path is None or not self._dirty:
             return
+        self._refuse_if_read_only()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = self._open_rows()
         fcntl.lockf(handle, fcntl.LOCK_EX)  # one index writer at a time
         try:
             other = ReferenceStore(self.path)
             other._close()
-            answers = other.answers | self.answers
-            seconds = other.seconds | self.seconds
+            answers = other.answers | _own(self.answers)
+            seconds = other.seconds | _own(self.seconds)
             index = other.index | self.index
             handle_out, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".partial-")
             try:
@@ -172,6 +201,7 @@ class ReferenceStore:
         finally:
             fcntl.lockf(handle, fcntl.LOCK_UN)
         self.answers, self.seconds, self.index = answers, seconds, index
+        self._layer()
         self._dirty = False
 
     def _close(self) -> None:
@@ -181,3 +211,8 @@ class ReferenceStore:
 
     def __del__(self):
         self._close()
+
+
+def _own(mapping) -> dict:
+    """A store's own entries: the first layer of a `ChainMap` over the shared store."""
+    return mapping.maps[0] if isinstance(mapping, ChainMap) else mapping

@@ -288,3 +288,49 @@ def test_rerun_skips_unchanged_and_regrades_one_student(course):
     one = subprocess.run([*command, "--student", "bo", "--regrade"], cwd=REPO, env=course["env"], capture_output=True, text=True, timeout=900)
     assert one.returncode == 0, one.stderr
     assert "bo: 0 / 100" in one.stdout and "ada:" not in one.stdout and "not regraded" not in one.stdout
+
+
+def _gradebook_scores(course_dir: Path) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+        return {s.student.id: round(s.score, 2) for s in gb.assignment_submissions(ASSIGNMENT)}
+
+
+def test_sharded_autograde_leaves_the_gradebook_to_the_merge(course, tmp_path):
+    """`nbgrader-autograde --shard I/2` grades into its own folder and never writes the
+    gradebook; `merge --nbgrader` alone writes it: the same scores as one unsharded run."""
+    from nbgrader.api import Gradebook
+
+    copy = tmp_path / "course"
+    shutil.copytree(course["course"], copy, symlinks=True)
+    (tmp_path / "autograder").symlink_to(REPO / "autograder", target_is_directory=True)  # as the fixture's layout
+    shutil.rmtree(copy / "grading-output")
+    shutil.rmtree(copy / "autograded", ignore_errors=True)
+    with Gradebook(f"sqlite:///{copy / 'gradebook.db'}") as gb:  # as if never graded
+        for submission in gb.assignment_submissions(ASSIGNMENT):
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    grade.manual_score = None
+        gb.db.commit()
+    cleared = (copy / "gradebook.db").read_bytes()
+    shards = [tmp_path / f"shard{i}" for i in range(2)]
+    for index, out in enumerate(shards):
+        graded = subprocess.run([sys.executable, "-m", "autograder", "nbgrader-autograde", ASSIGNMENT, "--course", str(copy),
+                                 "--model", "tiny-qwen3", "--shard", f"{index}/2", "--out", str(out)],
+                                cwd=REPO, env=course["env"], capture_output=True, text=True, timeout=900)
+        assert graded.returncode == 0, graded.stdout + graded.stderr
+        assert (copy / "gradebook.db").read_bytes() == cleared  # a shard never writes it
+    assert not (copy / "grading-output").exists()
+    merged = subprocess.run([sys.executable, "-m", "autograder", "merge", "--nbgrader", str(copy), *map(str, shards)],
+                            cwd=REPO, env=course["env"], capture_output=True, text=True, timeout=900)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert "Loading" not in merged.stdout  # no model: the shards' results only
+    assert _gradebook_scores(copy) == _gradebook_scores(course["course"])
+    assert all((copy / "feedback" / s / ASSIGNMENT).is_dir() for s in STUDENTS)
+    # a missing shard: refused, the gradebook untouched
+    before = (copy / "gradebook.db").read_bytes()
+    refused = subprocess.run([sys.executable, "-m", "autograder", "merge", "--nbgrader", str(copy), str(shards[0])],
+                             cwd=REPO, env=course["env"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "shard 1/2 is missing" in " ".join(refused.stderr.split())
+    assert (copy / "gradebook.db").read_bytes() == before

@@ -3,6 +3,7 @@ lose each other's work, damage only costs time, and rows stay out of the process
 
 import os
 
+import pytest
 import torch
 
 from autograder.reference_store import ReferenceStore
@@ -67,3 +68,29 @@ def test_a_class_worth_of_rows_does_not_stay_in_the_grading_process(tmp_path):
         assert torch.equal(store.row((i,)), row + i)
     grown = resident_bytes() - before
     assert grown < count * VOCAB * 4 / 4, f"the process grew by {grown / 2**20:.0f} MiB holding {count} rows"
+
+
+def test_a_shared_store_is_only_read_and_what_it_lacks_is_kept_apart(tmp_path):
+    """A shard's store over the class's prepared one (perhaps on a read-only mount): answers
+    and rows come from the shared store, new ones go to the shard's own, and the shared
+    files are never written."""
+    shared = ReferenceStore(tmp_path / "class" / "store.pt")
+    shared.add_rows([[1], [1, 2]], torch.randn(2, 8))
+    shared.add_answer("known", [1, 2, 3], 0.5)
+    shared.save()
+    del shared
+    snapshot = lambda: {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (tmp_path / "class").iterdir()}  # noqa: E731
+    before = snapshot()
+    store = ReferenceStore(tmp_path / "shard" / "store.pt", shared=tmp_path / "class" / "store.pt")
+    assert store.answers["known"] == [1, 2, 3] and store.seconds["known"] == 0.5
+    assert store.logits([1, 2]) is not None and len(store) == 2
+    store.add_rows([[1], [1, 2], [1, 2, 3]], torch.randn(3, 8))  # only [1, 2, 3] is new
+    store.add_answer("new", "x", 0.1)
+    store.save()
+    assert snapshot() == before
+    own = ReferenceStore(tmp_path / "shard" / "store.pt")
+    assert set(own.answers) == {"new"} and len(own) == 1  # only what the shared store lacked
+    again = ReferenceStore(tmp_path / "shard" / "store.pt", shared=tmp_path / "class" / "store.pt")
+    assert again.logits([1, 2, 3]) is not None and set(again.answers) == {"known", "new"}
+    with pytest.raises(PermissionError):
+        ReferenceStore(tmp_path / "class" / "store.pt", read_only=True).add_answer("x", 1, 0.0)
