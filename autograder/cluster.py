@@ -283,7 +283,19 @@ def _job(args, resolve: bool = True) -> ClusterJob:
                       grade_options=list(args.grade_option or []))
 
 
+def _check_counts(args) -> str | None:
+    if args.shards < 1:
+        return f"--shards must be at least 1 (got {args.shards})"
+    if args.max_parallel is not None and args.max_parallel < 1:
+        return f"--max-parallel must be at least 1 (got {args.max_parallel})"
+    return None
+
+
 def _slurm_command(args) -> int:
+    problem = _check_counts(args) or (None if args.root.is_dir() else f"{args.root} is not a folder (the submissions)")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     job = _job(args)
     job.partition, job.account = args.partition, args.account
     job.extra_options = list(args.sbatch_option or [])
@@ -303,6 +315,10 @@ def _slurm_command(args) -> int:
 
 
 def _kubernetes_command(args) -> int:
+    problem = _check_counts(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     job = _job(args, resolve=False)  # paths as the pods see them
     job.repo = Path(args.repo_in_image)
     folder = write_kubernetes(job, args.manifests or Path("kubernetes"), image=args.image, claim=args.claim)
@@ -334,7 +350,11 @@ def add_cli(commands) -> None:
     slurm = commands.add_parser(
         "slurm", help="write (and with --submit, submit) Slurm jobs that grade a class in shards: prepare, an array "
                       "of grade-all --shard, merge",
-        description=__doc__.split("\n\n")[2] if __doc__ else None)
+        description="Writes OUT/slurm/: prepare.sbatch (the reference's answers, once, into the shared store), "
+                    "shards.sbatch (an array job: task I runs grade-all --shard I/K --out OUT/shards/I), merge.sbatch "
+                    "(merge into OUT/merged) and submit.sh, which submits them chained: the shards after a successful "
+                    "prepare, the merge after every shard whatever its end. See docs/TA_GUIDE.md, \"Grading on a Slurm "
+                    "cluster\".")
     _add_job_options(slurm)
     slurm.add_argument("--partition", help="#SBATCH --partition")
     slurm.add_argument("--account", help="#SBATCH --account")
