@@ -114,12 +114,18 @@ HINT_STOP_SPANNING = ("after each new token, look for the stops in the whole con
                       "inside one; stop generating as soon as one appears")
 
 
+ONE_TOKEN_CONTINUATION = 12
+
+
 def _scripted_stop(grading, case: str, budget: int) -> tuple[list[int], str]:
     """(the continuation the scripted model follows, a stop sequence that occurs in it)."""
     decode = grading.tokenizer.decode
     if case == "one token":
-        # the greedy continuation of another prompt; the stop is one of its tokens
-        continuation = grading.ref("greedy_decode", MODEL, TOKENIZER, draw_prompt(grading, "generate_text.one_token_stop", "lecture"), budget)
+        # the greedy continuation of another prompt; the stop is one of its tokens. The
+        # model gives eos after it: ONE_TOKEN_CONTINUATION tokens leave room beyond any
+        # stop chosen below, at a third of the reference's cost of the whole budget.
+        continuation = grading.ref("greedy_decode", MODEL, TOKENIZER, draw_prompt(grading, "generate_text.one_token_stop", "lecture"),
+                                   min(budget, ONE_TOKEN_CONTINUATION))
         k = next((j for j in range(3, len(continuation)) if decode(continuation[j:j + 1]).strip()
                   and continuation[j] != grading.tokenizer.eos_token_id), None)
         if k is None or k + 4 > len(continuation):
