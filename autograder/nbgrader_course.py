@@ -847,18 +847,14 @@ def merge_into_gradebook(course: Path, shard_outputs: list[Path], *, console=Non
     """`sharding.merge` for nbgrader: the shards' results become the course's (its
     grading-output/<assignment>/), then the gradebook, autograded/ and feedback are
     written from them as `autograde` writes them, by this one process. Returns the exit status."""
-    import json
-
     from rich.console import Console
 
-    from .sharding import MANIFEST, check
+    from .sharding import check
 
     console = console or Console()
     course = Path(course).resolve()
     parts, everyone, graded = check([Path(p) for p in shard_outputs])
-    manifest = parts[0].manifest
-    assignment = load_assignment(manifest["assignment"] if manifest["assignment"] in available()
-                                 else manifest.get("assignment_folder"))
+    assignment = parts[0].assignment()
     coursedir, _ = load_coursedir(course)
     known = {i.student for i in collected(coursedir, assignment.name)}
     late = sorted(known - set(everyone))
@@ -873,7 +869,7 @@ def merge_into_gradebook(course: Path, shard_outputs: list[Path], *, console=Non
         for path in sorted((source / student).iterdir()):
             if path.is_file() and not path.is_symlink() and path.name != RECORD_FILE:
                 shutil.copyfile(path, target / path.name)  # results.json last is not needed: nothing reads it meanwhile
-    model_name = json.loads((parts[0].folder / MANIFEST).read_text(encoding="utf-8"))["model"]["name"]
+    model_name = parts[0].manifest["model"]["name"]
     outcomes = autograde(course, assignment=assignment, students=[s for s in everyone if s in known], model=model_name,
                          feedback=feedback, console=console, grading=False)
     failed = sorted(s for s, o in outcomes.items() if o["score"] is None or (feedback and not o["feedback"]))

@@ -118,6 +118,13 @@ class _Part:
     def shard(self) -> Shard:
         return Shard(int(self.manifest["shard"]), int(self.manifest["shards"]))
 
+    def assignment(self):
+        """The assignment it graded: a course assignment by name, else the folder it was read from."""
+        from .assignment import available, load as load_assignment
+
+        name = self.manifest["assignment"]
+        return load_assignment(name if name in available() else self.manifest.get("assignment_folder") or name)
+
 
 def _read_parts(folders: list[Path], problems: list[str]) -> list[_Part]:
     parts = []
@@ -225,7 +232,6 @@ def merge(folders: list[Path], out_dir: Path) -> list[dict]:
     `out_dir`; returns the grades.csv rows. Raises `MergeRefused` and writes nothing when
     the shards do not fit together."""
     from . import report
-    from .assignment import available, load as load_assignment
     from .batch import results_row
 
     folders = [Path(f) for f in folders]
@@ -233,9 +239,7 @@ def merge(folders: list[Path], out_dir: Path) -> list[dict]:
     if any(out_dir.resolve() == f.resolve() for f in folders):
         raise MergeRefused([f"--out {out_dir} is one of the shard outputs: merge into a folder of its own"])
     parts, everyone, graded = check(folders)
-    manifest = parts[0].manifest
-    assignment = load_assignment(manifest["assignment"] if manifest["assignment"] in available()
-                                 else manifest.get("assignment_folder") or manifest["assignment"])
+    assignment = parts[0].assignment()
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     out_dir.chmod(0o700)
     rows = []
@@ -279,11 +283,7 @@ def _merge_command(args) -> int:
     except MergeRefused as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from .assignment import available, load as load_assignment
-
-    manifest = json.loads((Path(args.shards[0]) / MANIFEST).read_text(encoding="utf-8"))
-    assignment = load_assignment(manifest["assignment"] if manifest["assignment"] in available()
-                                 else manifest.get("assignment_folder"))
+    assignment = _read_parts([Path(args.shards[0])], [])[0].assignment()
     report.print_class_table([dict(r, status="not submitted") if is_not_submitted(r) else r for r in rows],
                              assignment.points, console)
     console.print(f"{len(rows)} students from {len(args.shards)} shards; grades: {args.out / 'grades.csv'}; "
