@@ -159,12 +159,10 @@ def _assignment_files(assignment: Assignment) -> tuple[list[tuple[Path, str]], s
 
 def _external_descriptor(assignment: Assignment) -> str:
     """The assignment.toml of an assignment from outside the checkout, as the bundle lays it out."""
-    import json as _json
-
-    lines = [f"name = {_json.dumps(assignment.name)}", f"title = {_json.dumps(assignment.title)}",
-             f"submission = {_json.dumps(assignment.submission_file)}", 'student_folder = "../student"',
-             f"reference = {_json.dumps('../reference/' + assignment.submission_file)}",
-             f"helpers = {_json.dumps(list(assignment.helpers))}", "", "[points]"]
+    lines = [f"name = {json.dumps(assignment.name)}", f"title = {json.dumps(assignment.title)}",
+             f"submission = {json.dumps(assignment.submission_file)}", 'student_folder = "../student"',
+             f"reference = {json.dumps('../reference/' + assignment.submission_file)}",
+             f"helpers = {json.dumps(list(assignment.helpers))}", "", "[points]"]
     lines += [f"{function} = {points!r}" for function, points in assignment.points.items()]
     return "\n".join(lines) + "\n"
 

@@ -33,7 +33,7 @@ from .sandbox import cgroup, scratch, wire
 from .sandbox.client import GraderFailure, Limits, StudentError, Worker, WorkerFailure, WorkerTimeout, Zygote
 from .sandbox.memory import release_free_memory
 from .sandbox.scripted import Script
-from .version import grader_version
+from .version import grader_version, suite_digest
 from .submission_file import SubmissionFileError, read_submission_bytes
 
 # Groups of hidden tests (the `grades` marker's `group`): "public" ones mirror the public
@@ -231,6 +231,18 @@ class Grader:
                 worker.last_recorded = None
             self.store.add_answer(key, value, time.perf_counter() - started)
         self.last_reference_seconds = self.store.seconds.get(key, 0.0)
+        return self.store.answers[key]
+
+    def derived_answer(self, name: str, parts, compute):
+        """A value the hidden suite derives from the reference and the model alone (never
+        from the student: e.g. which seed makes a sampling test sharp), kept in the store
+        beside the reference's answers so `compute()` runs once per store, not once per
+        submission. The key holds the suite's own digest: editing how the suite derives
+        the value derives it afresh."""
+        key = "derived:" + hashlib.sha256(json.dumps([name, parts, suite_digest(self.assignment)]).encode()).hexdigest()
+        if key not in self.store.answers:
+            started = time.perf_counter()
+            self.store.add_answer(key, compute(), time.perf_counter() - started)
         return self.store.answers[key]
 
     @staticmethod
@@ -469,6 +481,10 @@ class Session:
             raise StudentFailed(f"Called:   {called}\nYour code {error}") from None
         raise Mismatch(f"Called:   {called}\nExpected: ValueError (the argument is outside the contract's range)\n"
                        f"Got:      it returned {abbreviate(value)} without raising")
+
+    def derived(self, name: str, parts, compute):
+        """`Grader.derived_answer`: computed once per store, never from the student's code."""
+        return self.grader.derived_answer(name, parts, compute)
 
     def ref(self, function: str, *args, seed: int | None = None, **kwargs):
         value = self.grader.reference_call(function, *args, seed=seed, **kwargs)

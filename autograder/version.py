@@ -47,3 +47,16 @@ def grader_version(assignment: Assignment) -> dict:
     commit, digest = _version(Path(assignment.suite_dir), Path(assignment.reference_path), Path(assignment.student_dir),
                               assignment.submission_file)
     return {"commit": commit, "digest": digest}
+
+
+@functools.lru_cache(maxsize=None)
+def _suite_digest(suite_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in suite_dir.rglob("*.py") if "__pycache__" not in p.parts):
+        digest.update(path.relative_to(suite_dir).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def suite_digest(assignment: Assignment) -> str:
+    """A digest of the assignment's hidden suite alone (its .py files)."""
+    return _suite_digest(Path(assignment.suite_dir).resolve())

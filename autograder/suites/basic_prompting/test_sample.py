@@ -30,15 +30,20 @@ DRAWS = 120
 # reference's helpers (one multinomial per seed, no forward pass). The replay is trusted
 # only when it agrees with the reference's own first token; otherwise, or when no seed
 # qualifies, the reference itself samples each candidate with and without the nucleus.
+# The seed depends on the reference and the model alone, so the store keeps it
+# (`grading.derived`): the search runs once per store, not once per submission (on a
+# model whose nucleus is nearly one token, all 256 candidates are tried: ~5 s).
 FIRST_TOKEN_SEEDS = 256
 CANDIDATE_SEEDS = 12
 
 
-def _first_draws(reference, logits: torch.Tensor, temperature: float, top_p: float, seed: int) -> tuple[int, int]:
-    """The reference's first sampled token after `logits` with `seed`, with the nucleus and without it."""
-    return tuple(int(torch.multinomial(reference.top_p_filter(reference.temperature_distribution(logits, temperature), p),
-                                       1, generator=torch.Generator().manual_seed(seed)))
-                 for p in (top_p, 1.0))
+def _first_token_distributions(reference, logits: torch.Tensor, temperature: float, top_p: float):
+    """The reference's distributions for the first sampled token, with the nucleus and without it."""
+    return tuple(reference.top_p_filter(reference.temperature_distribution(logits, temperature), p) for p in (top_p, 1.0))
+
+
+def _draw(distribution: torch.Tensor, seed: int) -> int:
+    return int(torch.multinomial(distribution, 1, generator=torch.Generator().manual_seed(seed)))
 
 
 def discriminating_seed(grading, prompt: str, n: int, temperature: float, top_p: float, first: int,
@@ -50,21 +55,24 @@ def discriminating_seed(grading, prompt: str, n: int, temperature: float, top_p:
                                generator=Seeded(seed))
         return grading.ref("sample_decode", MODEL, TOKENIZER, prompt, n, seed=seed, temperature=temperature, top_p=p)
 
-    logits = model_logits(grading, prompt)
-    greedy = int(torch.argmax(logits))
-    for seed in range(first, first + FIRST_TOKEN_SEEDS):
-        with_nucleus, without = _first_draws(grading.reference, logits, temperature, top_p, seed)
-        if (top_p >= 1.0 or with_nucleus != without) and with_nucleus != greedy:
-            tokens = sampled(seed, top_p)
-            if tokens[:1] == [with_nucleus]:
-                return seed, tokens
-            break  # the replay is not the reference's sampling: ask the reference itself
-    if top_p < 1.0:
-        for seed in range(first, first + CANDIDATE_SEEDS):
-            tokens = sampled(seed, top_p)
-            if tokens != sampled(seed, 1.0):
-                return seed, tokens
-    return first, sampled(first, top_p)
+    def search() -> int:
+        logits = model_logits(grading, prompt)
+        greedy = int(torch.argmax(logits))
+        nucleus, whole = _first_token_distributions(grading.reference, logits, temperature, top_p)
+        for seed in range(first, first + FIRST_TOKEN_SEEDS):
+            with_nucleus = _draw(nucleus, seed)
+            if (top_p >= 1.0 or with_nucleus != _draw(whole, seed)) and with_nucleus != greedy:
+                if sampled(seed, top_p)[:1] == [with_nucleus]:
+                    return seed
+                break  # the replay is not the reference's sampling: ask the reference itself
+        if top_p < 1.0:
+            for seed in range(first, first + CANDIDATE_SEEDS):
+                if sampled(seed, top_p) != sampled(seed, 1.0):
+                    return seed
+        return first
+
+    seed = grading.derived("sample_decode.discriminating_seed", [prompt, n, temperature, top_p, first, generator], search)
+    return seed, sampled(seed, top_p)
 
 
 @pytest.mark.grades("sample_decode", weight=2)
