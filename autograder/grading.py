@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -606,6 +607,33 @@ def _display_name(item) -> str:
     return f"{title} [{params.id}]" if params else title
 
 
+# Environment variables through which pytest takes options and plugins from outside its
+# command line. Set for a TA's (or CI's) own pytest runs, they would reach the hidden
+# suite's run: `PYTEST_ADDOPTS=-v` broke every grade (no terminal reporter to be verbose
+# with), `-x` would stop a grade at the first failed test, and an installed plugin such as
+# pytest-randomly would reorder and reseed the tests. The suite runs with its own options
+# and only the grader's plugin.
+PYTEST_ENVIRONMENT = {"PYTEST_ADDOPTS": None, "PYTEST_PLUGINS": None, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+@contextlib.contextmanager
+def _pytest_environment():
+    saved = {name: os.environ.get(name) for name in PYTEST_ENVIRONMENT}
+    try:
+        for name, value in PYTEST_ENVIRONMENT.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _run_suite(session: Session) -> None:
     plugin = GradingPlugin(session)
     suite = session.grader.assignment.suite_dir
@@ -613,7 +641,8 @@ def _run_suite(session: Session) -> None:
         str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite),
         "-p", "no:cacheprovider", "-p", "no:terminal", "--import-mode=importlib",
     ]
-    code = pytest.main(args, plugins=[plugin])
+    with _pytest_environment():
+        code = pytest.main(args, plugins=[plugin])
     if code == pytest.ExitCode.INTERRUPTED and session.grader_failure is None:
         if getattr(session, "interrupted", False):
             raise KeyboardInterrupt  # pytest caught a Ctrl-C (or SIGTERM): stop, record nothing

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def test_reference_earns_full_marks(grader, tmp_path):
     assert failed == {}
     assert result.score == pytest.approx(100)
     assert result.by_function() == {name: (points, points) for name, points in POINTS.items()}
+
+
+def test_the_tas_own_pytest_options_and_plugins_do_not_reach_the_hidden_suite(grader, tmp_path, monkeypatch):
+    """PYTEST_ADDOPTS / PYTEST_PLUGINS set for the TA's own pytest runs (here: verbose, stop at
+    the first failure, and a plugin that keeps only the first test) change nothing in a grade."""
+    (tmp_path / "keep_one_test.py").write_text("def pytest_collection_modifyitems(items):\n    del items[1:]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-v -x --durations=5")
+    monkeypatch.setenv("PYTEST_PLUGINS", "keep_one_test")
+    result = grader.grade(_submission(tmp_path, BASIC.reference_path))
+    assert result.internal_errors == [] and result.score == pytest.approx(100)
+    assert len(result.tests) > 50
+    assert os.environ["PYTEST_ADDOPTS"] == "-v -x --durations=5", "the TA's environment is given back after the grade"
 
 
 def test_skeleton_earns_nothing_and_says_why(grader, tmp_path):
