@@ -8,6 +8,7 @@ function, the variants and what each test scored."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -19,23 +20,48 @@ from autograder.suites.basic_prompting import common
 
 # Only decoding functions' hidden tests draw their inputs (the pure helpers' keep fixed
 # ones, see common.fixed_prompt), and while a decoding function is graded the student's
-# helpers are answered by the reference. So a sample whose only bug is in a pure helper
-# scores the same on every variant by construction; grading it six times would only cost
-# CI minutes (all 33 samples on all variants, measured once: the 8 helper-only ones were
-# equal on every variant; 21 minutes in all). Every other sample is checked: each correct
-# variant (fairness to correct work matters most), each decoding bug, and the ones that
-# implement nothing.
+# helpers are answered by the reference. So a sample whose code differs from the plain
+# correct one (`variant_no_cache`, which the other samples are copies of) only in the
+# pure helpers, imports and docstrings scores the same on every variant by construction:
+# grading it six times would only cost CI minutes (all 33 samples on all variants,
+# measured once: the helper-only ones were equal on every variant; 21 minutes in all).
+# Every other sample is checked: each correct variant whose decoding code differs
+# (fairness to correct work matters most), each decoding bug, the ones that implement
+# nothing, and the plain correct one itself.
 BASIC = load("basic_prompting")
 HELPERS = set(BASIC.helpers)
+SAMPLES = Path(__file__).parent / "submissions"
+BASE = SAMPLES / "variant_no_cache" / "decoding.py"
+
+
+def _decoding_code(source: Path) -> list[str]:
+    """The module's top-level statements other than the pure helpers, imports and docstrings."""
+    def kept(node: ast.stmt) -> bool:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            return False
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return False
+        return not (isinstance(node, ast.FunctionDef) and node.name in HELPERS)
+    return [ast.dump(node) for node in ast.parse(source.read_text()).body if kept(node)]
 
 
 def _draw_dependent(case: Path) -> bool:
-    wrong = set(json.loads((case / "expected.json").read_text())["wrong"])
-    return not (wrong and wrong <= HELPERS)
+    return case.resolve() == BASE.parent.resolve() or _decoding_code(case / "decoding.py") != _decoding_code(BASE)
 
 
-SUBMISSIONS = sorted(p for p in (Path(__file__).parent / "submissions").iterdir()
+SUBMISSIONS = sorted(p for p in SAMPLES.iterdir()
                      if (p / "decoding.py").is_file() and (p / "expected.json").is_file() and _draw_dependent(p))
+
+
+def test_the_helper_only_samples_are_recognised():
+    """The rule above leaves out exactly the samples that change nothing but helpers."""
+    left_out = {p.name for p in SAMPLES.iterdir() if (p / "expected.json").is_file()} - {p.name for p in SUBMISSIONS}
+    assert {"softmax_ignores_base", "top_p_off_by_one", "stop_first_listed", "variant_powers_of_base"} <= left_out
+    assert not left_out & {"variant_no_cache", "variant_kv_cache", "greedy_ignores_eos", "sample_uses_argmax",
+                           "generate_text_stop_per_token", "implements_nothing_constants"}
+    for name in left_out:
+        wrong = set(json.loads((SAMPLES / name / "expected.json").read_text())["wrong"])
+        assert wrong <= HELPERS, f"{name} loses points outside the helpers but is treated as helper-only"
 
 
 @pytest.fixture(scope="module")
