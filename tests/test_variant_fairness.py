@@ -8,60 +8,40 @@ function, the variants and what each test scored."""
 
 from __future__ import annotations
 
-import ast
-import json
-from pathlib import Path
-
 import pytest
 
-from autograder.assignment import load
 from autograder.grading import Grader
 from autograder.suites.basic_prompting import common
+from tests.samples import (FAIRNESS_BUGS_IN_THE_TEST_RUN, HELPERS, SAMPLES, all_samples, assert_loses_exactly_where_expected,
+                           draw_dependent, fairness_samples, wrong)
+from tests.test_grader import CASES as GRADED_ONCE_BY_TEST_GRADER
 
-# Only decoding functions' hidden tests draw their inputs (the pure helpers' keep fixed
-# ones, see common.fixed_prompt), and while a decoding function is graded the student's
-# helpers are answered by the reference. So a sample whose code differs from the plain
-# correct one (`variant_no_cache`, which the other samples are copies of) only in the
-# pure helpers, imports and docstrings scores the same on every variant by construction:
+# The samples the draw can affect (`samples.draw_dependent`), in the project's test run
+# those of `samples.fairness_samples` (`scripts/fairness.sh` grades all of them). A sample
+# that changes only pure helpers scores the same on every variant by construction;
 # grading it six times would only cost CI minutes (all 33 samples on all variants,
 # measured once: the helper-only ones were equal on every variant; 21 minutes in all).
-# Every other sample is checked: each correct variant whose decoding code differs
-# (fairness to correct work matters most), each decoding bug, the ones that implement
-# nothing, and the plain correct one itself.
-BASIC = load("basic_prompting")
-HELPERS = set(BASIC.helpers)
-SAMPLES = Path(__file__).parent / "submissions"
-BASE = SAMPLES / "variant_no_cache" / "decoding.py"
-
-
-def _decoding_code(source: Path) -> list[str]:
-    """The module's top-level statements other than the pure helpers, imports and docstrings."""
-    def kept(node: ast.stmt) -> bool:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            return False
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-            return False
-        return not (isinstance(node, ast.FunctionDef) and node.name in HELPERS)
-    return [ast.dump(node) for node in ast.parse(source.read_text()).body if kept(node)]
-
-
-def _draw_dependent(case: Path) -> bool:
-    return case.resolve() == BASE.parent.resolve() or _decoding_code(case / "decoding.py") != _decoding_code(BASE)
-
-
-SUBMISSIONS = sorted(p for p in SAMPLES.iterdir()
-                     if (p / "decoding.py").is_file() and (p / "expected.json").is_file() and _draw_dependent(p))
+SUBMISSIONS = fairness_samples()
 
 
 def test_the_helper_only_samples_are_recognised():
-    """The rule above leaves out exactly the samples that change nothing but helpers."""
-    left_out = {p.name for p in SAMPLES.iterdir() if (p / "expected.json").is_file()} - {p.name for p in SUBMISSIONS}
+    """The rule leaves out exactly the samples that change nothing but helpers."""
+    left_out = {p.name for p in all_samples()} - {p.name for p in all_samples() if draw_dependent(p)}
     assert {"softmax_ignores_base", "top_p_off_by_one", "stop_first_listed", "variant_powers_of_base"} <= left_out
     assert not left_out & {"variant_no_cache", "variant_kv_cache", "greedy_ignores_eos", "sample_uses_argmax",
                            "generate_text_stop_per_token", "implements_nothing_constants"}
     for name in left_out:
-        wrong = set(json.loads((SAMPLES / name / "expected.json").read_text())["wrong"])
-        assert wrong <= HELPERS, f"{name} loses points outside the helpers but is treated as helper-only"
+        assert wrong(SAMPLES / name) <= HELPERS, f"{name} loses points outside the helpers but is treated as helper-only"
+
+
+def test_every_draw_dependent_sample_is_graded_somewhere():
+    """In the test run, a draw-dependent bug left out of this file is graded by
+    tests/test_grader.py instead; every correct variant and every named bug is here."""
+    here = {p.name for p in fairness_samples(every=False)}
+    assert FAIRNESS_BUGS_IN_THE_TEST_RUN <= here
+    assert {p.name for p in all_samples() if draw_dependent(p) and not wrong(p)} <= here
+    assert {p.name for p in fairness_samples(every=True)} == {p.name for p in all_samples() if draw_dependent(p)}
+    assert {p.name for p in all_samples()} - here == set(GRADED_ONCE_BY_TEST_GRADER) - here
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +69,5 @@ def test_the_same_submission_scores_the_same_on_every_variant(prepared, case):
                 lost = [f"{t.name} {t.score:.2f}/{t.max_score:.2f}" for t in result.tests if t.function == name and t.score < t.max_score]
                 lines.append(f"  variant {i} lost: {'; '.join(lost) or 'nothing'}")
         pytest.fail(f"{case.name} scores differently by variant:\n" + "\n".join(lines))
-    wrong = set(json.loads((case / "expected.json").read_text())["wrong"])
-    for i, score in enumerate(scores):
-        lost = {name for name, (got, maximum) in score.items() if got < maximum - 1e-9}
-        assert lost == wrong, f"variant {i}: {case.name} loses points in {sorted(lost)}, expected {sorted(wrong)}"
+    for i, result in enumerate(results):
+        assert_loses_exactly_where_expected(result, case, f"variant {i}: ")
