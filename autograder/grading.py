@@ -616,22 +616,22 @@ def _display_name(item) -> str:
 PYTEST_ENVIRONMENT = {"PYTEST_ADDOPTS": None, "PYTEST_PLUGINS": None, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
+def _set_environment(values: dict) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextlib.contextmanager
 def _pytest_environment():
     saved = {name: os.environ.get(name) for name in PYTEST_ENVIRONMENT}
     try:
-        for name, value in PYTEST_ENVIRONMENT.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(PYTEST_ENVIRONMENT)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(saved)
 
 
 def _run_suite(session: Session) -> None:
